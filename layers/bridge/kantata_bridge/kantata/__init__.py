@@ -1,0 +1,1 @@
+"""Kantata OX API: typed models, typed errors and an HTTP client (see client.py)."""

@@ -1,0 +1,180 @@
+"""Typed Kantata OX errors, built in one place from a response (``error_from_response``).
+
+Every error says whether a retry can help (``retryable``). No error message or repr ever contains the
+bearer token: messages are built only from the status code, the method, the path and Kantata's ``errors[]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDetail:
+    """One entry of Kantata's ``errors`` array: ``type`` (oauth/system/validation), ``message``, ``field``."""
+
+    type: str
+    message: str
+    field: str | None = None
+
+
+class KantataError(Exception):
+    """Base of every error the Kantata client raises."""
+
+    retryable: bool = False
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None = None,
+        method: str | None = None,
+        path: str | None = None,
+        errors: tuple[ErrorDetail, ...] = (),
+        body: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status = status
+        self.method = method
+        self.path = path
+        self.errors = errors
+        # The response body, truncated: kept for parked records and debugging. Kantata never echoes the token.
+        self.body = body[:2000] if body else body
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(status={self.status!r}, message={self.message!r})"
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class KantataValueError(KantataError, ValueError):
+    """The request was refused before sending: a value is outside Kantata's enumeration or missing."""
+
+
+class BadRequestError(KantataError):
+    """400: Kantata could not understand the request."""
+
+
+class AuthenticationError(KantataError):
+    """401: the token is missing, wrong or revoked."""
+
+
+class PermissionDeniedError(KantataError):
+    """403: the token's user may not do this."""
+
+
+class NotFoundError(KantataError):
+    """404: the object does not exist or is hidden by a default filter (e.g. an archived project)."""
+
+
+class ValidationError(KantataError):
+    """422: Kantata refused the values. ``field_errors`` maps each field to its messages."""
+
+    @property
+    def field_errors(self) -> dict[str, list[str]]:
+        out: dict[str, list[str]] = {}
+        for err in self.errors:
+            out.setdefault(err.field or "", []).append(err.message)
+        return out
+
+
+class RateLimitError(KantataError):
+    """429: too many requests. ``retry_after`` is the server's hint in seconds, if it sent one."""
+
+    retryable = True
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+
+class UnavailableError(KantataError):
+    """503 or another 5xx: Kantata is down or overloaded."""
+
+    retryable = True
+
+
+class KantataConnectionError(KantataError):
+    """The connection failed or was dropped before a response arrived."""
+
+    retryable = True
+
+
+class KantataTimeoutError(KantataConnectionError):
+    """The connect or read timeout expired."""
+
+
+_BY_STATUS: dict[int, type[KantataError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    422: ValidationError,
+    429: RateLimitError,
+}
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Seconds from a ``Retry-After`` header (delta-seconds form); None when absent or not a number."""
+    if not value:
+        return None
+    try:
+        seconds = float(value.strip())
+    except ValueError:
+        return None
+    return seconds if seconds >= 0 else None
+
+
+def _details(payload: Any) -> tuple[ErrorDetail, ...]:
+    if not isinstance(payload, Mapping):
+        return ()
+    raw = payload.get("errors")
+    if not isinstance(raw, list):
+        return ()
+    out = []
+    for item in raw:
+        if isinstance(item, Mapping):
+            field = item.get("field")
+            out.append(
+                ErrorDetail(
+                    type=str(item.get("type", "")),
+                    message=str(item.get("message", "")),
+                    field=str(field) if field is not None else None,
+                )
+            )
+        elif isinstance(item, str):
+            out.append(ErrorDetail(type="", message=item))
+    return tuple(out)
+
+
+def error_from_response(
+    status: int,
+    payload: Any,
+    *,
+    method: str,
+    path: str,
+    headers: Mapping[str, str] | None = None,
+    body: str | None = None,
+) -> KantataError:
+    """Map an HTTP error response to its error class. ``payload`` is the decoded JSON body (or None)."""
+    details = _details(payload)
+    summary = "; ".join(f"{d.field}: {d.message}" if d.field else d.message for d in details if d.message)
+    message = f"Kantata {method} {path} returned {status}" + (f": {summary}" if summary else "")
+    cls = _BY_STATUS.get(status)
+    if cls is None:
+        cls = UnavailableError if status >= 500 else BadRequestError
+    kwargs: dict[str, Any] = {
+        "status": status,
+        "method": method,
+        "path": path,
+        "errors": details,
+        "body": body,
+    }
+    if cls is RateLimitError:
+        retry_after = parse_retry_after((headers or {}).get("Retry-After"))
+        return RateLimitError(message, retry_after=retry_after, **kwargs)
+    return cls(message, **kwargs)
