@@ -6,6 +6,8 @@ bearer token: messages are built only from the status code, the method, the path
 
 from __future__ import annotations
 
+import email.utils
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -34,6 +36,8 @@ class KantataError(Exception):
         path: str | None = None,
         errors: tuple[ErrorDetail, ...] = (),
         body: str | None = None,
+        payload: Any = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message)
         self.message = message
@@ -43,6 +47,13 @@ class KantataError(Exception):
         self.errors = errors
         # The response body, truncated: kept for parked records and debugging. Kantata never echoes the token.
         self.body = body[:2000] if body else body
+        # The decoded JSON error body (None when it was not JSON), whole: a bulk update's per-workspace reasons
+        # may not fit the ``errors[]`` shape, so nothing of them is lost.
+        self.payload = payload
+        # The server's Retry-After hint in seconds (429, 503), if it sent one.
+        self.retry_after = retry_after
+        # How many times the client sent the request before giving up (set by the client's retry loop).
+        self.attempts = 1
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(status={self.status!r}, message={self.message!r})"
@@ -88,14 +99,17 @@ class RateLimitError(KantataError):
     retryable = True
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
+        super().__init__(message, retry_after=retry_after, **kwargs)
 
 
 class UnavailableError(KantataError):
     """503 or another 5xx: Kantata is down or overloaded."""
 
     retryable = True
+
+
+class MalformedResponseError(KantataError):
+    """A 2xx response that is not the JSON envelope Kantata documents (not JSON, or ``results`` pointing nowhere)."""
 
 
 class KantataConnectionError(KantataError):
@@ -118,14 +132,25 @@ _BY_STATUS: dict[int, type[KantataError]] = {
 }
 
 
-def parse_retry_after(value: str | None) -> float | None:
-    """Seconds from a ``Retry-After`` header (delta-seconds form); None when absent or not a number."""
+def parse_retry_after(value: str | None, *, now: float | None = None) -> float | None:
+    """Seconds from a ``Retry-After`` header: delta-seconds or an HTTP date (RFC 9110 §10.2.3).
+
+    None when absent or unreadable. A date in the past gives 0. ``now`` (epoch seconds) is for tests.
+    """
     if not value:
         return None
+    text = value.strip()
     try:
-        seconds = float(value.strip())
+        seconds = float(text)
     except ValueError:
-        return None
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:  # an HTTP date is always GMT; a zone-less one is read as such
+            return None
+        current = time.time() if now is None else now
+        return max(0.0, when.timestamp() - current)
     return seconds if seconds >= 0 else None
 
 
@@ -133,6 +158,13 @@ def _details(payload: Any) -> tuple[ErrorDetail, ...]:
     if not isinstance(payload, Mapping):
         return ()
     raw = payload.get("errors")
+    if isinstance(raw, Mapping):
+        # Rails-style ``{"errors": {"field": ["message", ...]}}``: not documented by Kantata, read leniently.
+        return tuple(
+            ErrorDetail(type="validation", message=str(msg), field=str(key))
+            for key, msgs in raw.items()
+            for msg in (msgs if isinstance(msgs, list) else [msgs])
+        )
     if not isinstance(raw, list):
         return ()
     out = []
@@ -173,8 +205,19 @@ def error_from_response(
         "path": path,
         "errors": details,
         "body": body,
+        "payload": payload,
     }
-    if cls is RateLimitError:
-        retry_after = parse_retry_after((headers or {}).get("Retry-After"))
-        return RateLimitError(message, retry_after=retry_after, **kwargs)
+    if cls is RateLimitError or cls is UnavailableError:
+        kwargs["retry_after"] = parse_retry_after(_header(headers, "Retry-After"))
     return cls(message, **kwargs)
+
+
+def _header(headers: Mapping[str, str] | None, name: str) -> str | None:
+    """A header by name, case-insensitively (a plain dict is accepted as well as requests' CaseInsensitiveDict)."""
+    if not headers:
+        return None
+    value = headers.get(name)
+    if value is not None:
+        return value
+    lowered = name.lower()
+    return next((v for k, v in headers.items() if k.lower() == lowered), None)

@@ -23,6 +23,14 @@ COLORS: Final[tuple[str, ...]] = ("green", "yellow", "red")
 REPORT_CATEGORIES: Final[tuple[str, ...]] = ("Scope", "Budget", "Schedule", "Client")
 STATUS_CATEGORIES: Final[tuple[str, ...]] = ("not started", "started", "needs info", "completed")
 EXTERNAL_REFERENCE_STATUSES: Final[tuple[str, ...]] = ("pending", "successful", "failed")
+# The ``subject_type`` values GET /external_references and create_or_update accept (CONTRACT §6.5).
+EXTERNAL_REFERENCE_SUBJECT_TYPES: Final[tuple[str, ...]] = (
+    "Assignment", "BillingMilestone", "CustomField", "CustomFieldChoice", "CustomFieldSet", "CustomFieldValue",
+    "Estimate", "EstimateScenario", "EstimateScenarioResource", "Expense", "ExpenseBudget", "Invoice",
+    "Participation", "Post", "RateCard", "Role", "Skill", "StatusReport", "Story", "StoryAllocationDay",
+    "Submission", "SurveyAnswer", "SurveyQuestion", "SurveyResponse", "SurveyTemplate", "TimeEntry",
+    "TimeOffEntry", "User", "Vendor", "Workspace", "WorkspaceAllocation", "WorkspaceGroup", "WorkspaceResource",
+)  # fmt: skip
 # The four statuses Kantata creates with every new task status set, in their order.
 DEFAULT_STATUSES: Final[tuple[tuple[str, str], ...]] = tuple((c, c) for c in STATUS_CATEGORIES)
 

@@ -1,0 +1,720 @@
+"""HTTP client for the Kantata OX API (formerly Mavenlink): the endpoints the bridge uses (CONTRACT.md §6).
+
+One reusable ``requests.Session``; ``Authorization: Bearer <token>`` on every request; connect/read timeouts;
+write bodies wrapped in the singular key; responses decoded by walking ``results`` (the ordered primary hits)
+with the side-loaded maps reachable through ``Included``; lazy pagination that stops on ``meta``; typed errors
+from ``errors.error_from_response``; values checked against Kantata's enumerations before anything is sent.
+
+Repeating requests (see ``retry.py``): GET, PUT, DELETE and ``POST /external_references/create_or_update``
+(an upsert) are repeated with backoff on 429, 5xx, connection errors and timeouts. Plain POST creates (status
+reports, task status sets, custom task statuses) are sent **once**: Kantata has no idempotency key, and a
+create that timed out or got a 503 may still have been made, so repeating it in-process could post a report
+twice. The error is raised with ``retryable=True`` and the caller decides: the worker lets SQS redeliver and its
+dedupe (external reference lookup + idempotency record) finds a report that was made after all.
+
+The token never appears in a message, a log line or a repr.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Final
+
+import requests
+
+from kantata_bridge.kantata.errors import (
+    KantataConnectionError,
+    KantataError,
+    KantataTimeoutError,
+    KantataValueError,
+    MalformedResponseError,
+    error_from_response,
+)
+from kantata_bridge.kantata.models import (
+    EXTERNAL_REFERENCE_STATUSES,
+    EXTERNAL_REFERENCE_SUBJECT_TYPES,
+    STATUS_CATEGORIES,
+    CustomTaskStatus,
+    ExternalReference,
+    ExternalReferenceUpsert,
+    Included,
+    StatusReport,
+    TaskStatusSet,
+    Workspace,
+    WorkspaceTaskStatusSet,
+    check_enum,
+    check_required,
+)
+from kantata_bridge.kantata.retry import RetryPolicy, call_with_retry
+
+__all__ = ["DEFAULT_BASE_URL", "MAX_PER_PAGE", "KantataClient", "Page", "RetryPolicy", "decode_envelope"]
+
+DEFAULT_BASE_URL: Final = "https://api.mavenlink.com/api/v1"
+MAX_PER_PAGE: Final = 200  # Kantata's documented maximum for per_page (CONTRACT §3)
+MAX_REFS_PER_FILTER: Final = 200  # external_reference_service_model_refs takes up to 200 ids (CONTRACT §6.1)
+_STATUS_REPORT_INCLUDE: Final = ("external_references", "workspace")
+_DIGITS = re.compile(r"[0-9]+")
+# RFC 7230 token68-ish: what can go in a header value without requests refusing it. requests' InvalidHeader
+# message quotes the whole header value, so a bad token is refused here first, without echoing it.
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
+
+OnRequest = Callable[[str, str, Any], None]
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One decoded response envelope: the primary objects in ``results`` order, the maps, the paging info."""
+
+    objects: tuple[Mapping[str, Any], ...]
+    included: Included
+    count: int | None
+    page_count: int | None
+    page_size: int | None
+
+
+def _int_field(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and _DIGITS.fullmatch(value):
+        return int(value)
+    return None
+
+
+def decode_envelope(payload: Any, key: str, *, method: str = "GET", path: str = "") -> Page:
+    """Decode a Kantata response envelope, walking ``results`` (not the maps, which are unordered).
+
+    Only results whose ``key`` is ``key`` are primary objects; any others are skipped. Raises
+    MalformedResponseError when the payload is not an object, ``results`` is not a list, or a result points
+    at an object the maps do not hold.
+    """
+    where = f"Kantata {method} {path}"
+    if not isinstance(payload, Mapping):
+        raise MalformedResponseError(
+            f"{where} returned a body that is not a JSON object", method=method, path=path
+        )
+    results = payload.get("results", [])
+    if not isinstance(results, list):
+        raise MalformedResponseError(
+            f"{where} returned 'results' that is not a list", method=method, path=path
+        )
+    included = Included(payload)
+    objects: list[Mapping[str, Any]] = []
+    for entry in results:
+        if not isinstance(entry, Mapping) or entry.get("key") != key:
+            continue
+        obj = included.get(key, str(entry.get("id")))
+        if obj is None:
+            raise MalformedResponseError(
+                f"{where}: result {key}/{entry.get('id')} is missing from the '{key}' map",
+                method=method,
+                path=path,
+            )
+        objects.append(obj)
+    meta = payload.get("meta")
+    meta = meta if isinstance(meta, Mapping) else {}
+    count = _int_field(meta.get("count"))
+    if count is None:
+        count = _int_field(payload.get("count"))
+    return Page(
+        objects=tuple(objects),
+        included=included,
+        count=count,
+        page_count=_int_field(meta.get("page_count")),
+        page_size=_int_field(meta.get("page_size")),
+    )
+
+
+def _path_id(name: str, value: str | int) -> str:
+    """An id for a URL path: Kantata types path ids as integers, and anything else could change the path."""
+    text = str(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if not isinstance(text, str) or not _DIGITS.fullmatch(text):
+        raise KantataValueError(f"{name} must be a numeric Kantata id; got {value!r}")
+    return text
+
+
+def _check_per_page(per_page: int) -> int:
+    if isinstance(per_page, bool) or not isinstance(per_page, int) or not 1 <= per_page <= MAX_PER_PAGE:
+        raise KantataValueError(f"per_page must be an integer from 1 to {MAX_PER_PAGE}; got {per_page!r}")
+    return per_page
+
+
+def _refs_param(name: str, refs: Sequence[str]) -> str:
+    if isinstance(refs, str):
+        raise KantataValueError(f"{name} must be a sequence of strings, not a single string")
+    if not refs:
+        # An empty filter would match everything once left out; refuse rather than guess.
+        raise KantataValueError(f"{name} must not be empty")
+    if len(refs) > MAX_REFS_PER_FILTER:
+        raise KantataValueError(f"{name} takes at most {MAX_REFS_PER_FILTER} refs; got {len(refs)}")
+    for ref in refs:
+        check_required(name + "[]", ref)
+        if "," in ref:
+            raise KantataValueError(
+                f"{name}[] must not contain a comma (the list is comma separated); got {ref!r}"
+            )
+    return ",".join(refs)
+
+
+def _include_param(include: Sequence[str]) -> str | None:
+    if isinstance(include, str):
+        raise KantataValueError("include must be a sequence of association names, not a single string")
+    return ",".join(include) if include else None
+
+
+def _drop_none(params: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in params.items() if v is not None}
+
+
+class KantataClient:
+    """Kantata OX API client. Build one per process and reuse it (it keeps a connection pool).
+
+    ``retry`` applies only to requests that are safe to repeat (see the module docstring); pass
+    ``RetryPolicy.never()`` to switch retries off. ``session``: a session you own (it is not closed by
+    ``close()``); by default the client makes and owns one. ``on_request(method, path, json_body)`` is
+    called before each send, retries included (for contract tests). Errors: every method raises a
+    ``KantataError`` subclass (``KantataValueError`` before sending for a value Kantata would refuse).
+    """
+
+    def __init__(
+        self,
+        token: str,
+        base_url: str = DEFAULT_BASE_URL,
+        *,
+        connect_timeout: float = 3.05,
+        read_timeout: float = 10.0,
+        retry: RetryPolicy | None = None,
+        session: requests.Session | None = None,
+        user_agent: str = "kantata-bridge/0.1",
+        on_request: OnRequest | None = None,
+    ) -> None:
+        if not isinstance(token, str) or not _TOKEN_CHARS.fullmatch(token):
+            raise KantataValueError("token must be a non-empty string of visible ASCII characters")
+        if not isinstance(base_url, str) or not base_url.startswith(("https://", "http://")):
+            raise KantataValueError(f"base_url must be an http(s) URL; got {base_url!r}")
+        if connect_timeout <= 0 or read_timeout <= 0:
+            raise KantataValueError("connect_timeout and read_timeout must be positive")
+        self._token = token
+        self.base_url = base_url.rstrip("/")
+        self.timeout = (connect_timeout, read_timeout)
+        self.retry = retry if retry is not None else RetryPolicy()
+        self._owns_session = session is None
+        self._session = session if session is not None else requests.Session()
+        self._user_agent = user_agent
+        self._on_request = on_request
+
+    def __repr__(self) -> str:
+        return f"KantataClient(base_url={self.base_url!r}, token='***')"
+
+    def close(self) -> None:
+        """Close the session if the client made it (a session passed in is left to its owner)."""
+        if self._owns_session:
+            self._session.close()
+
+    def __enter__(self) -> KantataClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ transport
+
+    def _send(
+        self, method: str, path: str, params: Mapping[str, Any] | None, body: Any
+    ) -> Mapping[str, Any] | None:
+        """One HTTP exchange. Returns the decoded JSON object, or None for an empty (204) body."""
+        if self._on_request is not None:
+            self._on_request(method, path, body)
+        headers = {
+            # Per request rather than on the session, so a session passed in never holds the token.
+            "Authorization": f"Bearer {self._token}",
+            "Accept": "application/json",
+            "User-Agent": self._user_agent,
+        }
+        try:
+            response = self._session.request(
+                method,
+                self.base_url + path,
+                params=params,
+                json=body,
+                headers=headers,
+                timeout=self.timeout,
+                # Kantata does not redirect API calls; following one could resend the token elsewhere.
+                allow_redirects=False,
+            )
+        # Messages name only the method, path and exception type: requests' own messages quote the URL.
+        except requests.Timeout as exc:  # ConnectTimeout and ReadTimeout
+            raise KantataTimeoutError(
+                f"Kantata {method} {path} timed out ({type(exc).__name__})", method=method, path=path
+            ) from exc
+        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
+            raise KantataConnectionError(
+                f"Kantata {method} {path} failed: connection error ({type(exc).__name__})",
+                method=method,
+                path=path,
+            ) from exc
+        except requests.RequestException as exc:
+            raise KantataError(
+                f"Kantata {method} {path} could not be sent ({type(exc).__name__})", method=method, path=path
+            ) from exc
+        with response:
+            return self._decode(method, path, response)
+
+    @staticmethod
+    def _decode(method: str, path: str, response: requests.Response) -> Mapping[str, Any] | None:
+        text = response.text
+        payload: Any = None
+        if text.strip():
+            try:
+                payload = response.json()
+            except ValueError:
+                payload = None
+        if not 200 <= response.status_code < 300:
+            # A non-JSON error body (a proxy's HTML 502 page, say) still maps by status code.
+            raise error_from_response(
+                response.status_code, payload, method=method, path=path, headers=response.headers, body=text
+            )
+        if not text.strip():
+            return None
+        if not isinstance(payload, Mapping):
+            raise MalformedResponseError(
+                f"Kantata {method} {path} returned {response.status_code} with a body that is not a JSON object",
+                status=response.status_code,
+                method=method,
+                path=path,
+                body=text,
+            )
+        return payload
+
+    def _request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        repeatable: bool,
+    ) -> Mapping[str, Any] | None:
+        if not repeatable:
+            # A plain create: sent once (see the module docstring). Its retryable errors reach the caller.
+            return self._send(method, path, params, body)
+        return call_with_retry(
+            lambda: self._send(method, path, params, body), self.retry, on_retry=self._log_retry
+        )
+
+    @staticmethod
+    def _log_retry(error: KantataError, attempt: int, delay: float) -> None:
+        from kantata_bridge.observability import (
+            logger,
+        )  # lazy: the client is usable without Powertools set up
+
+        logger.warning(
+            "Kantata call failed; retrying",
+            extra={
+                "kantata_method": error.method,
+                "kantata_path": error.path,
+                "kantata_status": error.status,
+                "error_type": type(error).__name__,
+                "attempt": attempt,
+                "retry_delay_s": round(delay, 3),
+            },
+        )
+
+    def _one(
+        self,
+        method: str,
+        path: str,
+        key: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        repeatable: bool,
+    ) -> tuple[Mapping[str, Any], Included]:
+        """A request whose envelope holds exactly one primary object of ``key``."""
+        payload = self._request(method, path, params=params, body=body, repeatable=repeatable)
+        page = decode_envelope(payload, key, method=method, path=path)
+        if len(page.objects) != 1:
+            raise MalformedResponseError(
+                f"Kantata {method} {path} returned {len(page.objects)} '{key}' results where one was expected",
+                method=method,
+                path=path,
+            )
+        return page.objects[0], page.included
+
+    def _delete(self, path: str) -> None:
+        self._request("DELETE", path, repeatable=True)
+
+    # ------------------------------------------------------------------ pagination
+
+    def paginate(
+        self,
+        path: str,
+        key: str,
+        params: Mapping[str, Any] | None = None,
+        *,
+        per_page: int = MAX_PER_PAGE,
+    ) -> Iterator[tuple[Mapping[str, Any], Included]]:
+        """Yield ``(object, included)`` for every primary object of ``key`` across pages, in ``results`` order.
+
+        Lazy: a page is fetched only when the previous one is used up. Stops after ``meta.page_count`` pages
+        (or the page that ``count`` says is last), never asking for a page past the last; without paging info
+        it stops on a short or empty page. ``per_page`` (1..200) is checked now, before anything is sent;
+        request errors surface while iterating.
+        """
+        _check_per_page(per_page)
+        if not path.startswith("/"):
+            raise KantataValueError(f"path must start with '/'; got {path!r}")
+        return self._pages(path, key, dict(params or {}), per_page)
+
+    def _pages(
+        self, path: str, key: str, params: dict[str, Any], per_page: int
+    ) -> Iterator[tuple[Mapping[str, Any], Included]]:
+        page_number = 1
+        while True:
+            payload = self._request(
+                "GET", path, params={**params, "page": page_number, "per_page": per_page}, repeatable=True
+            )
+            page = decode_envelope(payload, key, method="GET", path=path)
+            for obj in page.objects:
+                yield obj, page.included
+            last = page.page_count
+            if last is None and page.count is not None:
+                last = math.ceil(page.count / (page.page_size or per_page))
+            if last is not None:
+                if page_number >= last:
+                    return
+            elif len(page.objects) < per_page:
+                return
+            if not page.objects:  # never loop on a server that keeps promising pages it does not fill
+                return
+            page_number += 1
+
+    # ------------------------------------------------------------------ status reports
+
+    def create_status_report(self, report: StatusReport) -> StatusReport:
+        """Create a status report (``POST /status_reports``), returned with its external references and workspace.
+
+        Sent once, never repeated in-process (see the module docstring): a 429/5xx/timeout is raised with
+        ``retryable=True``. Raises KantataValueError (nothing sent) for a colour/category outside Kantata's lists
+        or a missing workspace_id; ValidationError (422) with ``field_errors`` if Kantata refuses the values.
+        """
+        body = {"status_report": report.to_body()}
+        obj, included = self._one(
+            "POST",
+            "/status_reports",
+            "status_reports",
+            params={"include": ",".join(_STATUS_REPORT_INCLUDE)},
+            body=body,
+            repeatable=False,
+        )
+        return StatusReport.from_api(obj, included)
+
+    def list_status_reports(
+        self,
+        *,
+        workspace_id: str | int | None = None,
+        external_reference_service_name: str | None = None,
+        external_reference_service_model: str | None = None,
+        external_reference_service_model_ref: str | None = None,
+        external_reference_service_model_refs: Sequence[str] | None = None,
+        include: Sequence[str] = _STATUS_REPORT_INCLUDE,
+        per_page: int = MAX_PER_PAGE,
+    ) -> Iterator[StatusReport]:
+        """Status reports matching the filters, lazily across pages.
+
+        ``external_reference_service_model_ref`` is typed integer by Kantata (CONTRACT §8.1): a numeric ref is
+        sent as that filter; a non-numeric one is sent as a one-item ``external_reference_service_model_refs``.
+        Giving a non-numeric ref and ``..._refs`` together is refused (KantataValueError), as is an empty or
+        >200-long refs list.
+        """
+        refs = self._model_refs(external_reference_service_model_ref, external_reference_service_model_refs)
+        params = _drop_none(
+            {
+                "workspace_id": _path_id("workspace_id", workspace_id) if workspace_id is not None else None,
+                "external_reference_service_name": external_reference_service_name,
+                "external_reference_service_model": external_reference_service_model,
+                **refs,
+                "include": _include_param(include),
+            }
+        )
+        pages = self.paginate("/status_reports", "status_reports", params, per_page=per_page)
+        return (StatusReport.from_api(obj, inc) for obj, inc in pages)
+
+    @staticmethod
+    def _model_refs(ref: str | None, refs: Sequence[str] | None) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if ref is not None:
+            check_required("external_reference_service_model_ref", ref)
+            if _DIGITS.fullmatch(ref):
+                out["external_reference_service_model_ref"] = ref
+            elif refs is not None:
+                raise KantataValueError(
+                    "give a non-numeric external_reference_service_model_ref or "
+                    "external_reference_service_model_refs, not both"
+                )
+            else:
+                refs = [ref]
+        if refs is not None:
+            out["external_reference_service_model_refs"] = _refs_param(
+                "external_reference_service_model_refs", refs
+            )
+        return out
+
+    def get_status_report(
+        self, report_id: str | int, *, include: Sequence[str] = _STATUS_REPORT_INCLUDE
+    ) -> StatusReport:
+        """One status report. NotFoundError (404) if it does not exist."""
+        path = f"/status_reports/{_path_id('report_id', report_id)}"
+        params = _drop_none({"include": _include_param(include)})
+        obj, included = self._one("GET", path, "status_reports", params=params, repeatable=True)
+        return StatusReport.from_api(obj, included)
+
+    def update_status_report(self, report_id: str | int, report: StatusReport) -> StatusReport:
+        """Replace a report's colour, description, details and external reference (``PUT``; repeated on 429/5xx).
+
+        ``workspace_id`` is not sent (a report cannot move). Kantata deletes any category left out of
+        ``details``, so pass the full set.
+        """
+        path = f"/status_reports/{_path_id('report_id', report_id)}"
+        body = {"status_report": report.to_body(for_update=True)}
+        params = {"include": ",".join(_STATUS_REPORT_INCLUDE)}
+        obj, included = self._one("PUT", path, "status_reports", params=params, body=body, repeatable=True)
+        return StatusReport.from_api(obj, included)
+
+    def delete_status_report(self, report_id: str | int) -> None:
+        """Delete a status report (204). NotFoundError if it is already gone."""
+        self._delete(f"/status_reports/{_path_id('report_id', report_id)}")
+
+    # ------------------------------------------------------------------ task status sets
+
+    @staticmethod
+    def _set_params(include_statuses: bool) -> dict[str, str]:
+        return {"include": "custom_task_statuses"} if include_statuses else {}
+
+    def list_task_status_sets(self, *, include_statuses: bool = True) -> Iterator[TaskStatusSet]:
+        """All task status sets on the account (Kantata has no name filter: match ``name`` yourself)."""
+        pages = self.paginate("/task_status_sets", "task_status_sets", self._set_params(include_statuses))
+        return (TaskStatusSet.from_api(obj, inc) for obj, inc in pages)
+
+    def create_task_status_set(self, name: str) -> TaskStatusSet:
+        """Create a set (Kantata adds its 4 default statuses), returned with those statuses. Sent once."""
+        body = {"task_status_set": {"name": check_required("name", name)}}
+        obj, included = self._one(
+            "POST",
+            "/task_status_sets",
+            "task_status_sets",
+            params=self._set_params(True),
+            body=body,
+            repeatable=False,
+        )
+        return TaskStatusSet.from_api(obj, included)
+
+    def get_task_status_set(self, set_id: str | int, *, include_statuses: bool = True) -> TaskStatusSet:
+        """One task status set, with its statuses ordered by position when ``include_statuses``."""
+        path = f"/task_status_sets/{_path_id('set_id', set_id)}"
+        obj, included = self._one(
+            "GET", path, "task_status_sets", params=self._set_params(include_statuses), repeatable=True
+        )
+        return TaskStatusSet.from_api(obj, included)
+
+    def update_task_status_set(self, set_id: str | int, name: str) -> TaskStatusSet:
+        """Rename a set (the only field a set has)."""
+        path = f"/task_status_sets/{_path_id('set_id', set_id)}"
+        body = {"task_status_set": {"name": check_required("name", name)}}
+        obj, included = self._one(
+            "PUT", path, "task_status_sets", params=self._set_params(True), body=body, repeatable=True
+        )
+        return TaskStatusSet.from_api(obj, included)
+
+    def delete_task_status_set(self, set_id: str | int) -> None:
+        """Delete a set and its statuses; Kantata refuses (4xx) while a project uses it."""
+        self._delete(f"/task_status_sets/{_path_id('set_id', set_id)}")
+
+    def make_account_default(self, set_id: str | int) -> TaskStatusSet:
+        """Make the set the default for new projects (``PUT …/update_account_default``, no body)."""
+        path = f"/task_status_sets/{_path_id('set_id', set_id)}/update_account_default"
+        obj, included = self._one(
+            "PUT", path, "task_status_sets", params=self._set_params(True), repeatable=True
+        )
+        return TaskStatusSet.from_api(obj, included)
+
+    # ------------------------------------------------------------------ custom task statuses
+
+    def list_custom_task_statuses(self) -> Iterator[CustomTaskStatus]:
+        """Every custom task status on the account (no filter by set: use get_task_status_set for one set)."""
+        pages = self.paginate("/custom_task_statuses", "custom_task_statuses")
+        return (CustomTaskStatus.from_api(obj) for obj, _ in pages)
+
+    def create_custom_task_status(
+        self, status_set_id: str | int, status: str, category: str
+    ) -> CustomTaskStatus:
+        """Add a status to a set. Sent once. KantataValueError (nothing sent) for an unknown category."""
+        body = {
+            "custom_task_status": {
+                "status": check_required("status", status),
+                "category": check_enum("category", category, STATUS_CATEGORIES),
+                "status_set_id": int(_path_id("status_set_id", status_set_id)),
+            }
+        }
+        obj, _ = self._one(
+            "POST", "/custom_task_statuses", "custom_task_statuses", body=body, repeatable=False
+        )
+        return CustomTaskStatus.from_api(obj)
+
+    def get_custom_task_status(self, status_id: str | int) -> CustomTaskStatus:
+        """One custom task status."""
+        path = f"/custom_task_statuses/{_path_id('status_id', status_id)}"
+        obj, _ = self._one("GET", path, "custom_task_statuses", repeatable=True)
+        return CustomTaskStatus.from_api(obj)
+
+    def update_custom_task_status(
+        self, status_id: str | int, *, status: str | None = None, position: int | None = None
+    ) -> CustomTaskStatus:
+        """Rename and/or move a status (its category and set cannot change). Give at least one of the two."""
+        path = f"/custom_task_statuses/{_path_id('status_id', status_id)}"
+        fields: dict[str, Any] = {}
+        if status is not None:
+            fields["status"] = check_required("status", status)
+        if position is not None:
+            if isinstance(position, bool) or not isinstance(position, int) or position < 0:
+                raise KantataValueError(f"position must be a non-negative integer; got {position!r}")
+            fields["position"] = position
+        if not fields:
+            raise KantataValueError("update_custom_task_status needs status or position")
+        obj, _ = self._one(
+            "PUT", path, "custom_task_statuses", body={"custom_task_status": fields}, repeatable=True
+        )
+        return CustomTaskStatus.from_api(obj)
+
+    def delete_custom_task_status(self, status_id: str | int) -> None:
+        """Delete a status; tasks using it fall back to their category's default status."""
+        self._delete(f"/custom_task_statuses/{_path_id('status_id', status_id)}")
+
+    # ------------------------------------------------------------------ external references
+
+    def list_external_references(
+        self,
+        subject_type: str,
+        *,
+        subject_id: int | None = None,
+        service_name: str | None = None,
+        service_model: str | None = None,
+        service_model_ref: str | None = None,
+        status: str | None = None,
+        per_page: int = MAX_PER_PAGE,
+    ) -> Iterator[ExternalReference]:
+        """External references of one subject type (required by Kantata), filtered, lazily across pages."""
+        params = _drop_none(
+            {
+                "subject_type": check_enum("subject_type", subject_type, EXTERNAL_REFERENCE_SUBJECT_TYPES),
+                "subject_id": _path_id("subject_id", subject_id) if subject_id is not None else None,
+                "service_name": service_name,
+                "service_model": service_model,
+                "service_model_ref": service_model_ref,
+                "status": check_enum("status", status, EXTERNAL_REFERENCE_STATUSES)
+                if status is not None
+                else None,
+            }
+        )
+        pages = self.paginate("/external_references", "external_references", params, per_page=per_page)
+        return (ExternalReference.from_api(obj) for obj, _ in pages)
+
+    def create_or_update_external_reference(self, ref: ExternalReferenceUpsert) -> ExternalReference:
+        """Upsert an external reference. An upsert is safe to repeat, so it is retried like a PUT."""
+        check_enum("external_reference.subject_type", ref.subject_type, EXTERNAL_REFERENCE_SUBJECT_TYPES)
+        body = {"external_reference": ref.to_body()}
+        obj, _ = self._one(
+            "POST", "/external_references/create_or_update", "external_references", body=body, repeatable=True
+        )
+        return ExternalReference.from_api(obj)
+
+    def delete_external_reference(self, ref_id: str | int) -> None:
+        """Delete an external reference (204)."""
+        self._delete(f"/external_references/{_path_id('ref_id', ref_id)}")
+
+    # ------------------------------------------------------------------ workspaces
+
+    def get_workspace(self, workspace_id: str | int) -> Workspace:
+        """One workspace. NotFoundError (404) if missing or archived (Kantata hides archived ones)."""
+        path = f"/workspaces/{_path_id('workspace_id', workspace_id)}"
+        obj, included = self._one("GET", path, "workspaces", repeatable=True)
+        return Workspace.from_api(obj, included)
+
+    def list_workspaces(
+        self,
+        *,
+        matching: str | None = None,
+        external_reference_service_name: str | None = None,
+        external_reference_service_model: str | None = None,
+        external_reference_service_model_refs: Sequence[str] | None = None,
+        include_archived: bool = False,
+        per_page: int = MAX_PER_PAGE,
+    ) -> Iterator[Workspace]:
+        """Workspaces matching the filters, lazily. ``GET /workspaces`` has its own rate limit: cache results.
+
+        ``matching`` is Kantata's word-prefix title search, not an exact match: compare ``title`` yourself.
+        """
+        params = _drop_none(
+            {
+                "matching": matching,
+                "external_reference_service_name": external_reference_service_name,
+                "external_reference_service_model": external_reference_service_model,
+                "external_reference_service_model_refs": (
+                    _refs_param(
+                        "external_reference_service_model_refs", external_reference_service_model_refs
+                    )
+                    if external_reference_service_model_refs is not None
+                    else None
+                ),
+                "include_archived": "true" if include_archived else None,
+            }
+        )
+        pages = self.paginate("/workspaces", "workspaces", params, per_page=per_page)
+        return (Workspace.from_api(obj, inc) for obj, inc in pages)
+
+    def bulk_update_workspace_task_status_sets(
+        self, assignments: Sequence[WorkspaceTaskStatusSet]
+    ) -> list[WorkspaceTaskStatusSet]:
+        """Assign task status sets to workspaces in one all-or-nothing ``PUT`` (repeated on 429/5xx).
+
+        An empty list sends nothing and returns []. A workspace listed twice is refused (KantataValueError).
+        If Kantata refuses any workspace, nothing changes and ValidationError (422) is raised; the
+        per-workspace reasons are on its ``errors``/``field_errors`` and, whole, on its ``payload``.
+        """
+        if not assignments:
+            return []
+        seen: set[int] = set()
+        items = []
+        for assignment in assignments:
+            item = assignment.to_body()
+            if item["workspace_id"] in seen:
+                raise KantataValueError(f"workspace {item['workspace_id']} is assigned more than once")
+            seen.add(item["workspace_id"])
+            items.append(item)
+        path = "/workspace_task_status_sets/bulk_update"
+        payload = self._request("PUT", path, body={"workspace_task_status_sets": items}, repeatable=True)
+        page = decode_envelope(payload, "workspace_task_status_sets", method="PUT", path=path)
+        out = []
+        for obj in page.objects:
+            workspace_id, status_set_id = (
+                _int_field(obj.get("workspace_id")),
+                _int_field(obj.get("status_set_id")),
+            )
+            if workspace_id is None or status_set_id is None:
+                raise MalformedResponseError(
+                    f"Kantata PUT {path} returned an assignment without integer workspace_id/status_set_id",
+                    method="PUT",
+                    path=path,
+                )
+            out.append(WorkspaceTaskStatusSet(workspace_id=workspace_id, status_set_id=status_set_id))
+        return out
