@@ -1,0 +1,557 @@
+"""The Kantata sandbox HTTP server: a local, in-memory Kantata OX API on 127.0.0.1, with fault injection.
+
+Built on the standard library's ``ThreadingHTTPServer`` on purpose: it starts in milliseconds and adds no
+dependency; the API behaviour lives in ``state.py``, the faults in ``faults.py``.
+
+    with KantataSandbox() as sandbox:
+        ws = sandbox.add_workspace("Alpha")
+        requests.post(f"{sandbox.base_url}/status_reports.json", json={...},
+                      headers={"Authorization": f"Bearer {sandbox.token}"})
+
+Control routes under ``/_sandbox/`` need no token and are neither faulted nor recorded (docs/kantata-sandbox.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import signal
+import socket
+import sys
+import threading
+import time
+import traceback
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any, Final
+from urllib.parse import parse_qsl, urlsplit
+
+from kantata_sandbox.faults import DROP, DROP_AFTER, FaultPlan, FaultPlanError
+from kantata_sandbox.state import ApiError, SandboxState, bad_request, not_found
+
+API_PREFIX: Final = "/api/v1"
+CONTROL_PREFIX: Final = "/_sandbox"
+DEFAULT_TOKEN: Final = "sandbox-token"  # noqa: S105 (the agreed, public test token)
+MAX_RECORDED: Final = 10_000
+MAX_BODY_BYTES: Final = 5 * 1024 * 1024
+UNAUTHORIZED: Final = {"errors": [{"type": "oauth", "message": "Invalid OAuth 2 Request"}]}
+FAULT_MESSAGES: Final = {429: "Too Many Requests", 503: "Service Unavailable"}
+
+
+@dataclass(frozen=True, slots=True)
+class RecordedRequest:
+    """One API request the sandbox served: what came in and the status (0 when the connection was dropped
+    before an answer). ``headers`` never hold ``Authorization``; ``response`` is the JSON answered (None for
+    204 and drops); ``fault`` says which fault source answered, if any."""
+
+    method: str
+    path: str
+    query: dict[str, str]
+    headers: dict[str, str]
+    body: Any
+    status: int
+    response: Any = None
+    fault: str | None = None
+    at: float = field(default=0.0, compare=False)  # time.monotonic() when the request arrived
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+Handler = Callable[[SandboxState, re.Match[str], dict[str, str], Any], "tuple[int, Any]"]
+
+
+def _wrapped(key: str, body: Any) -> Any:
+    """The fields under the singular wrapper key; 400 when the body is not an object holding it."""
+    if not isinstance(body, Mapping) or not isinstance(body.get(key), Mapping):
+        raise bad_request(f"the request body must be a JSON object with a {key!r} object")
+    return body[key]
+
+
+def _bulk_update(state: SandboxState, body: Any) -> dict[str, Any]:
+    # This endpoint's body is the plural key holding an array, not a singular wrapper object.
+    if not isinstance(body, Mapping) or "workspace_task_status_sets" not in body:
+        raise bad_request("the request body must be a JSON object with a 'workspace_task_status_sets' array")
+    return state.bulk_update_workspace_task_status_sets(body["workspace_task_status_sets"])
+
+
+def _deleted(action: Callable[[], None]) -> tuple[int, Any]:
+    action()
+    return 204, None
+
+
+# (method, path pattern after /api/v1 without .json, handler). Ids are digits: /status_reports/abc is a 404.
+ROUTES: Final[list[tuple[str, re.Pattern[str], Handler]]] = [
+    (m, re.compile(p), h)
+    for m, p, h in (
+        ("GET", r"/status_reports", lambda s, m, q, b: (200, s.list_status_reports(q))),
+        (
+            "POST",
+            r"/status_reports",
+            lambda s, m, q, b: (200, s.create_status_report(_wrapped("status_report", b), q)),
+        ),
+        ("GET", r"/status_reports/(\d+)", lambda s, m, q, b: (200, s.show_status_report(m[1], q))),
+        (
+            "PUT",
+            r"/status_reports/(\d+)",
+            lambda s, m, q, b: (200, s.update_status_report(m[1], _wrapped("status_report", b), q)),
+        ),
+        (
+            "DELETE",
+            r"/status_reports/(\d+)",
+            lambda s, m, q, b: _deleted(lambda: s.delete_status_report(m[1])),
+        ),
+        ("GET", r"/task_status_sets", lambda s, m, q, b: (200, s.list_task_status_sets(q))),
+        (
+            "POST",
+            r"/task_status_sets",
+            lambda s, m, q, b: (200, s.create_task_status_set(_wrapped("task_status_set", b), q)),
+        ),
+        ("GET", r"/task_status_sets/(\d+)", lambda s, m, q, b: (200, s.show_task_status_set(m[1], q))),
+        (
+            "PUT",
+            r"/task_status_sets/(\d+)",
+            lambda s, m, q, b: (200, s.update_task_status_set(m[1], _wrapped("task_status_set", b), q)),
+        ),
+        (
+            "DELETE",
+            r"/task_status_sets/(\d+)",
+            lambda s, m, q, b: _deleted(lambda: s.delete_task_status_set(m[1])),
+        ),
+        (
+            "PUT",
+            r"/task_status_sets/(\d+)/update_account_default",
+            lambda s, m, q, b: (200, s.make_account_default(m[1], q)),
+        ),
+        ("GET", r"/custom_task_statuses", lambda s, m, q, b: (200, s.list_custom_task_statuses(q))),
+        (
+            "POST",
+            r"/custom_task_statuses",
+            lambda s, m, q, b: (200, s.create_custom_task_status(_wrapped("custom_task_status", b), q)),
+        ),
+        ("GET", r"/custom_task_statuses/(\d+)", lambda s, m, q, b: (200, s.show_custom_task_status(m[1], q))),
+        (
+            "PUT",
+            r"/custom_task_statuses/(\d+)",
+            lambda s, m, q, b: (200, s.update_custom_task_status(m[1], _wrapped("custom_task_status", b), q)),
+        ),
+        (
+            "DELETE",
+            r"/custom_task_statuses/(\d+)",
+            lambda s, m, q, b: _deleted(lambda: s.delete_custom_task_status(m[1])),
+        ),
+        ("GET", r"/external_references", lambda s, m, q, b: (200, s.list_external_references(q))),
+        (
+            "POST",
+            r"/external_references/create_or_update",
+            lambda s, m, q, b: (
+                200,
+                s.create_or_update_external_reference(_wrapped("external_reference", b), q),
+            ),
+        ),
+        (
+            "DELETE",
+            r"/external_references/(\d+)",
+            lambda s, m, q, b: _deleted(lambda: s.delete_external_reference(m[1])),
+        ),
+        ("GET", r"/workspaces", lambda s, m, q, b: (200, s.list_workspaces(q))),
+        ("GET", r"/workspaces/(\d+)", lambda s, m, q, b: (200, s.show_workspace(m[1], q))),
+        ("PUT", r"/workspace_task_status_sets/bulk_update", lambda s, m, q, b: (200, _bulk_update(s, b))),
+    )
+]
+BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
+
+
+def _api_route(path: str) -> str:
+    return path[len(API_PREFIX) :].removesuffix(".json").rstrip("/") or "/"
+
+
+class _RequestHandler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"  # keep-alive, as requests.Session expects
+    timeout = 30  # idle keep-alive connections end by themselves
+
+    def log_message(self, format: str, *args: Any) -> None:  # the sandbox is quiet; the request log says all
+        return
+
+    def do_GET(self) -> None:
+        self._handle()
+
+    def do_POST(self) -> None:
+        self._handle()
+
+    def do_PUT(self) -> None:
+        self._handle()
+
+    def do_DELETE(self) -> None:
+        self._handle()
+
+    def do_PATCH(self) -> None:
+        self._handle()
+
+    # ---- plumbing ---------------------------------------------------------------------------------------
+
+    def _read_body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_BODY_BYTES:
+            raise bad_request("request body too large")
+        return self.rfile.read(length) if length > 0 else b""
+
+    def _send(self, status: int, body: Any, extra_headers: Mapping[str, str] | None = None) -> None:
+        payload = b"" if status == 204 or body is None else json.dumps(body).encode()
+        self.send_response(status)
+        if payload:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (extra_headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if payload:
+            self.wfile.write(payload)
+
+    def _drop(self) -> None:
+        """Close the socket without an answer (the client sees a reset / remote disconnect)."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+    def _handle(self) -> None:
+        sandbox = self.server.sandbox
+        started = time.monotonic()
+        split = urlsplit(self.path)
+        path, query = split.path, dict(parse_qsl(split.query, keep_blank_values=True))
+        try:
+            raw = self._read_body()
+        except (ValueError, ApiError):
+            self._send(400, bad_request("unreadable request body").body)
+            self.close_connection = True
+            return
+        if path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/"):
+            self._control(path, query, raw)
+            return
+        headers = {k: v for k, v in self.headers.items() if k.lower() != "authorization"}
+        body: Any = None
+        if raw:
+            try:
+                body = json.loads(raw)
+            except ValueError:
+                body = raw.decode("utf-8", "replace")
+        decision = sandbox.faults.decide(self.command, path)
+        if decision.latency:
+            time.sleep(decision.latency)
+
+        def record(status: int, response: Any, fault: str | None = None) -> None:
+            sandbox._record(
+                RecordedRequest(self.command, path, query, headers, body, status, response, fault, started)
+            )
+
+        if decision.action == DROP:
+            record(0, None, decision.source)
+            self._drop()
+            return
+        if decision.action == "status" and decision.status is not None:
+            status = decision.status
+            error = {
+                "errors": [
+                    {"type": "system", "message": FAULT_MESSAGES.get(status, HTTPStatus(status).phrase)}
+                ]
+            }
+            extra = {"Retry-After": decision.retry_after} if decision.retry_after else None
+            record(status, error, decision.source)
+            self._send(status, error, extra)
+            return
+        status, response = self._api(path, query, raw)
+        if decision.action == DROP_AFTER:
+            record(0, None, decision.source)
+            self._drop()
+            return
+        record(status, response, decision.source)
+        self._send(status, response)
+
+    def _api(self, path: str, query: dict[str, str], raw: bytes) -> tuple[int, Any]:
+        sandbox = self.server.sandbox
+        if not (path == API_PREFIX or path.startswith(API_PREFIX + "/")):
+            return 404, not_found().body
+        auth = self.headers.get("Authorization", "")
+        scheme, _, token = auth.partition(" ")
+        if scheme.lower() != "bearer" or token.strip() != sandbox.token:
+            return 401, UNAUTHORIZED
+        route = _api_route(path)
+        for method, pattern, handler in ROUTES:
+            match = pattern.fullmatch(route)
+            if match is None or method != self.command:
+                continue
+            try:
+                body: Any = None
+                if method in BODY_METHODS and raw.strip():
+                    try:
+                        body = json.loads(raw)
+                    except ValueError:
+                        # Kantata also takes Rails-style form bodies; the sandbox takes JSON only.
+                        raise bad_request("the request body is not valid JSON") from None
+                return handler(sandbox.state, match, query, body)
+            except ApiError as exc:
+                return exc.status, exc.body
+            except Exception:  # noqa: BLE001 (a sandbox bug must still answer, as Kantata's 500 would)
+                traceback.print_exc(file=sys.stderr)
+                return 500, {
+                    "errors": [{"type": "system", "message": "sandbox internal error (see its stderr)"}]
+                }
+        return 404, not_found().body
+
+    # ---- control routes -----------------------------------------------------------------------------------
+
+    def _control(self, path: str, query: dict[str, str], raw: bytes) -> None:
+        sandbox = self.server.sandbox
+        route = path[len(CONTROL_PREFIX) :].rstrip("/")
+        try:
+            body = json.loads(raw) if raw.strip() else {}
+        except ValueError:
+            self._send(400, {"error": "the control body must be JSON"})
+            return
+        method = self.command
+        try:
+            if (method, route) == ("GET", "/health"):
+                self._send(200, {"ok": True, "base_url": sandbox.base_url})
+            elif (method, route) == ("POST", "/reset"):
+                sandbox.reset()
+                self._send(200, {"reset": True})
+            elif (method, route) == ("GET", "/faults"):
+                self._send(200, sandbox.faults.describe())
+            elif (method, route) == ("POST", "/faults"):
+                if not isinstance(body, Mapping):
+                    raise FaultPlanError("the fault settings must be a JSON object")
+                sandbox.faults.configure(body)
+                self._send(200, sandbox.faults.describe())
+            elif (method, route) == ("DELETE", "/faults"):
+                sandbox.faults.clear()
+                self._send(200, sandbox.faults.describe())
+            elif (method, route) == ("GET", "/requests"):
+                self._send(200, {"requests": [r.to_json() for r in sandbox.requests]})
+            elif (method, route) == ("DELETE", "/requests"):
+                sandbox.clear_requests()
+                self._send(200, {"requests": []})
+            elif (method, route) == ("GET", "/state"):
+                self._send(200, sandbox.state.snapshot())
+            elif (method, route) == ("POST", "/workspaces"):
+                if not isinstance(body, Mapping):
+                    raise ValueError("the workspace must be a JSON object")
+                workspace_id = sandbox.add_workspace(
+                    str(body.get("title") or ""),
+                    workspace_id=None if body.get("id") is None else str(body["id"]),
+                    archived=bool(body.get("archived", False)),
+                )
+                self._send(200, {"id": workspace_id})
+            else:
+                self._send(404, {"error": f"no control route {method} {path}"})
+        except ValueError as exc:  # FaultPlanError is a ValueError
+            self._send(400, {"error": str(exc)})
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], sandbox: KantataSandbox) -> None:
+        super().__init__(address, _RequestHandler)
+        self.sandbox = sandbox
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # Clients that hang up mid-request (including our own dropped connections) are normal here.
+        return
+
+
+class KantataSandbox:
+    """A local Kantata OX on ``127.0.0.1``. ``start()`` binds (``port=0``: a free port) and serves on a
+    background thread; ``stop()`` shuts it down. Usable as a context manager."""
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        token: str = DEFAULT_TOKEN,
+        faults: FaultPlan | None = None,
+        max_recorded: int = MAX_RECORDED,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.token = token
+        self.faults = faults if faults is not None else FaultPlan()
+        self.state = SandboxState()
+        self._requests: deque[RecordedRequest] = deque(maxlen=max_recorded)
+        self._requests_lock = threading.Lock()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+
+    def __repr__(self) -> str:  # never shows the token
+        return f"KantataSandbox(url={self.url!r})"
+
+    @property
+    def url(self) -> str:
+        """``http://127.0.0.1:PORT`` (the control routes live under ``url + "/_sandbox"``)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """The API base, as for ``KANTATA_BASE_URL``: ``http://127.0.0.1:PORT/api/v1``."""
+        return self.url + API_PREFIX
+
+    @property
+    def auth_headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def start(self) -> KantataSandbox:
+        """Bind and serve in a daemon thread. Raises OSError if the port is taken."""
+        if self._server is not None:
+            return self
+        self._server = _Server((self.host, self.port), self)
+        self.port = int(self._server.server_address[1])
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="kantata-sandbox",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and close the socket; safe to call twice."""
+        server, self._server = self._server, None
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> KantataSandbox:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def reset(self) -> None:
+        """Fresh state (no objects), no faults, empty request log."""
+        self.state.reset()
+        self.faults.clear()
+        self.clear_requests()
+
+    def add_workspace(self, title: str, *, workspace_id: str | None = None, archived: bool = False) -> str:
+        """Seed a workspace and return its id. Raises ValueError on an empty title or a bad/taken id."""
+        return self.state.add_workspace(title, workspace_id=workspace_id, archived=archived)
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """The API requests served so far, oldest first; only the last ``max_recorded`` (10 000) are kept."""
+        with self._requests_lock:
+            return list(self._requests)
+
+    def clear_requests(self) -> None:
+        with self._requests_lock:
+            self._requests.clear()
+
+    def _record(self, entry: RecordedRequest) -> None:
+        with self._requests_lock:
+            self._requests.append(entry)
+
+
+def _script_entry(text: str) -> int | str | None:
+    text = text.strip().lower()
+    if text in ("none", "ok", "-", ""):
+        return None
+    return text if text in (DROP, DROP_AFTER) else int(text)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="kantata-sandbox",
+        description="A local, in-memory Kantata OX API on 127.0.0.1 with fault injection.",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8900, help="port (default 8900; 0 picks a free one)")
+    parser.add_argument(
+        "--token", default=DEFAULT_TOKEN, help="bearer token to accept (default sandbox-token)"
+    )
+    parser.add_argument(
+        "--workspace", action="append", default=[], metavar="TITLE", help="seed a workspace (repeatable)"
+    )
+    parser.add_argument("--fault-rate", type=float, default=0.0, help="fraction of requests answered 429/503")
+    parser.add_argument(
+        "--fault-statuses",
+        default="429,503",
+        help="comma list of statuses for --fault-rate (default 429,503)",
+    )
+    parser.add_argument("--seed", type=int, default=None, help="seed for the random faults")
+    parser.add_argument("--latency-ms", type=float, default=0.0, help="delay added to every API answer")
+    parser.add_argument(
+        "--drop-rate", type=float, default=0.0, help="fraction of connections closed unanswered"
+    )
+    parser.add_argument("--retry-after", type=float, default=None, help="send Retry-After on injected 429s")
+    parser.add_argument(
+        "--script", default=None, help="scripted statuses consumed one per request, e.g. 503,503,none,drop"
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Console script ``kantata-sandbox``: serve until Ctrl-C. Returns a process exit code."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        faults = FaultPlan(
+            rate=args.fault_rate,
+            statuses=tuple(int(s) for s in args.fault_statuses.split(",") if s.strip()),
+            seed=args.seed,
+            latency=args.latency_ms / 1000,
+            drop_rate=args.drop_rate,
+            retry_after=args.retry_after,
+        )
+        if args.script:
+            faults.script([_script_entry(s) for s in args.script.split(",")])  # type: ignore[misc]
+    except ValueError as exc:
+        parser.error(str(exc))
+    sandbox = KantataSandbox(host=args.host, port=args.port, token=args.token, faults=faults)
+    try:
+        sandbox.start()
+    except OSError as exc:
+        print(f"kantata-sandbox: cannot listen on {args.host}:{args.port}: {exc}")
+        return 1
+    for title in args.workspace:
+        workspace_id = sandbox.add_workspace(title)
+        print(f"workspace {workspace_id}: {title}")
+    # The token is echoed only when it is the well-known default, never a token the user chose.
+    shown = args.token if args.token == DEFAULT_TOKEN else "as given by --token"
+    print(f"Kantata sandbox on {sandbox.base_url} (token: {shown}); control: {sandbox.url}/_sandbox/")
+    print("Press Ctrl-C to stop.", flush=True)
+    try:
+        # Ctrl-C and `kill` both stop it cleanly, even when started from a shell that ignores SIGINT in
+        # background jobs.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
+    except ValueError:  # not the main thread (e.g. called from a test thread): rely on the caller
+        pass
+    try:
+        while True:
+            time.sleep(3600)
+    except KeyboardInterrupt:
+        print("stopping")
+    finally:
+        sandbox.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
