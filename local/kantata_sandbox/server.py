@@ -174,6 +174,9 @@ class _RequestHandler(BaseHTTPRequestHandler):
     server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive, as requests.Session expects
     timeout = 30  # idle keep-alive connections end by themselves
+    # TCP_NODELAY: an answer is written as headers, then body. With Nagle on, the body waits for the ACK of
+    # the headers, which a keep-alive client delays (~40 ms on Linux), so every request took ~45 ms.
+    disable_nagle_algorithm = True
 
     def log_message(self, format: str, *args: Any) -> None:  # the sandbox is quiet; the request log says all
         return
