@@ -1,0 +1,167 @@
+"""`kantata-bridge catalog`: plan / apply the status catalog, or generate it from a Jira export.
+
+    kantata-bridge catalog plan  [--prune] [--config FILE] [--base-url URL] [--token-env VAR] [--state FILE] [--json]
+    kantata-bridge catalog apply [--prune] [--config FILE] [--base-url URL] [--token-env VAR] [--state FILE] [--json]
+    kantata-bridge catalog from-jira EXPORT.json --set-name NAME [--project KEY] [--needs-info RULE ...]
+
+Exit codes: 0 done (plan: whatever it shows), 1 Kantata refused or a set cannot be planned, 2 bad input
+(configuration, export, missing token).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from kantata_bridge.catalog.config import CatalogConfig, CatalogConfigError, load_config, render_config_yaml
+from kantata_bridge.catalog.jira import DEFAULT_NEEDS_INFO_RULES, JiraExportError, set_from_jira_export
+from kantata_bridge.catalog.pins import CatalogPins, PinsError
+
+DEFAULT_CONFIG = "config/catalog.yaml"
+DEFAULT_TOKEN_ENV = "KANTATA_TOKEN"  # noqa: S105 (the name of a variable, not a token)
+DEFAULT_BASE_URL = "https://api.mavenlink.com/api/v1"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="catalog_command", metavar="ACTION", required=True)
+    for name, help_text in (
+        ("plan", "show what apply would change in Kantata, writing nothing"),
+        ("apply", "make Kantata's task status sets match the catalog"),
+    ):
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.add_argument("--prune", action="store_true", help="delete Kantata statuses not in the catalog")
+        p.add_argument(
+            "--config",
+            default=os.environ.get("CATALOG_CONFIG_FILE", DEFAULT_CONFIG),
+            help=f"catalog YAML/JSON (default: $CATALOG_CONFIG_FILE or {DEFAULT_CONFIG})",
+        )
+        p.add_argument(
+            "--base-url",
+            default=os.environ.get("KANTATA_BASE_URL", DEFAULT_BASE_URL),
+            help="Kantata API base URL (default: $KANTATA_BASE_URL or the public API)",
+        )
+        p.add_argument(
+            "--token-env",
+            default=DEFAULT_TOKEN_ENV,
+            metavar="VAR",
+            help=f"environment variable holding the Kantata token (default: {DEFAULT_TOKEN_ENV})",
+        )
+        p.add_argument(
+            "--state",
+            metavar="FILE",
+            help="JSON file of the Kantata ids pinned by the last apply, so a status renamed in Kantata is "
+            "renamed back (default: <config name>.state.json beside the config; apply writes it)",
+        )
+        p.add_argument("--no-state", action="store_true", help="neither read nor write the state file")
+        p.add_argument("--json", action="store_true", help="print the JSON summary instead of text")
+    p = sub.add_parser(
+        "from-jira",
+        help="print catalog YAML for a Jira project from its workflow-statuses export",
+        description="Read the JSON of GET /rest/api/3/project/{key}/statuses and print catalog YAML.",
+    )
+    p.add_argument("export", help="the export file ('-' for standard input)")
+    p.add_argument("--set-name", required=True, help="the Kantata task status set's name")
+    p.add_argument("--project", help="the Jira project key (recorded as the set's workflow)")
+    p.add_argument(
+        "--needs-info",
+        action="append",
+        metavar="RULE",
+        help="a status name rule for the 'needs info' category: a case-insensitive substring, or /regex/ "
+        f"(repeatable; default: {', '.join(DEFAULT_NEEDS_INFO_RULES)})",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.catalog_command == "from-jira":
+        return _from_jira(args)
+    return _sync(args)
+
+
+def _from_jira(args: argparse.Namespace) -> int:
+    try:
+        text = sys.stdin.read() if args.export == "-" else Path(args.export).read_text(encoding="utf-8")
+    except OSError as exc:
+        print(f"error: cannot read {args.export}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    try:
+        export = json.loads(text)
+    except json.JSONDecodeError as exc:
+        print(f"error: {args.export} is not JSON: {exc}", file=sys.stderr)
+        return 2
+    try:
+        desired = set_from_jira_export(
+            export,
+            set_name=args.set_name,
+            project=args.project,
+            needs_info=args.needs_info or DEFAULT_NEEDS_INFO_RULES,
+        )
+    except (JiraExportError, CatalogConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(render_config_yaml(CatalogConfig(sets=(desired,))))
+    return 0
+
+
+def _default_state(config: str) -> Path:
+    path = Path(config)
+    return path.with_name(f"{path.stem}.state.json")
+
+
+def _read_pins(state: Path | None) -> CatalogPins:
+    if state is None or not state.exists():
+        return CatalogPins()
+    try:
+        return CatalogPins.from_json(state.read_text(encoding="utf-8"))
+    except (OSError, PinsError) as exc:
+        print(f"warning: ignoring {state}: {exc}", file=sys.stderr)
+        return CatalogPins()
+
+
+def _sync(args: argparse.Namespace) -> int:
+    from kantata_bridge.catalog.apply import apply_catalog, plan_from_kantata
+    from kantata_bridge.catalog.report import apply_summary, plan_summary, render_apply, render_plan
+    from kantata_bridge.kantata.client import KantataClient
+    from kantata_bridge.kantata.errors import KantataError
+
+    try:
+        config = load_config(args.config)
+    except CatalogConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    token = os.environ.get(args.token_env, "")
+    if not token:
+        print(
+            f"error: set the Kantata token in ${args.token_env} (or choose another --token-env)",
+            file=sys.stderr,
+        )
+        return 2
+    try:
+        client = KantataClient(token, base_url=args.base_url)
+    except KantataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    state = None if args.no_state else Path(args.state or _default_state(args.config))
+    pins = _read_pins(state)
+    summary: dict[str, Any]
+    with client:
+        try:
+            if args.catalog_command == "plan":
+                plan = plan_from_kantata(client, config, prune=args.prune, pins=pins)
+                text, summary, ok = render_plan(plan), plan_summary(plan), not plan.errors
+            else:
+                result = apply_catalog(client, config, prune=args.prune, pins=pins)
+                text, summary, ok = render_apply(result), apply_summary(result), result.ok
+                if state is not None and result.pins is not None and result.pins != pins:
+                    state.write_text(result.pins.to_json() + "\n", encoding="utf-8")
+        except KantataError as exc:
+            print(f"error: cannot read Kantata: {exc}", file=sys.stderr)
+            return 1
+    if args.json:
+        print(json.dumps(summary, indent=2, ensure_ascii=False))
+    else:
+        sys.stdout.write(text)
+    return 0 if ok else 1

@@ -1,0 +1,76 @@
+"""`kantata-bridge catalog plan|apply` against the sandbox, as an operator runs it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from kantata_bridge_dev.cli import main
+from kantata_sandbox.server import KantataSandbox
+
+pytestmark = pytest.mark.integration
+
+EXPORT = Path(__file__).resolve().parents[2] / "events" / "payloads" / "jira-project-statuses.json"
+
+
+@pytest.fixture
+def config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    assert main(["catalog", "from-jira", str(EXPORT), "--set-name", "PROJ workflow"]) == 0
+    path = tmp_path / "catalog.yaml"
+    path.write_text(capsys.readouterr().out)
+    return path
+
+
+def test_plan_apply_and_reapply_from_the_command_line(
+    config: Path,
+    kantata_sandbox: KantataSandbox,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SANDBOX_TOKEN", kantata_sandbox.token)
+    common = ["--config", str(config), "--base-url", kantata_sandbox.base_url, "--token-env", "SANDBOX_TOKEN"]
+
+    assert main(["catalog", "plan", *common]) == 0
+    plan = capsys.readouterr().out
+    assert '+ create set "PROJ workflow"' in plan
+    assert "Plan: 12 changes." in plan
+    assert [r.method for r in kantata_sandbox.requests] == ["GET"]
+
+    assert main(["catalog", "apply", *common]) == 0
+    assert "Kantata is in step with the catalog" in capsys.readouterr().out
+    state = config.with_name("catalog.state.json")
+    assert "PROJ workflow" in json.loads(state.read_text())["sets"]
+
+    assert main(["catalog", "apply", *common, "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["changes"] == 0
+    assert summary["converged"] is True
+
+
+def test_apply_that_kantata_refuses_exits_1(
+    config: Path,
+    kantata_sandbox: KantataSandbox,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("SANDBOX_TOKEN", kantata_sandbox.token)
+    kantata_sandbox.faults.script([422], method="POST", path_prefix="/task_status_sets")
+    code = main(
+        [
+            "catalog",
+            "apply",
+            "--config",
+            str(config),
+            "--base-url",
+            kantata_sandbox.base_url,
+            "--token-env",
+            "SANDBOX_TOKEN",
+            "--no-state",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "FAILED" in out
+    assert "Run apply again" in out
+    assert not config.with_name("catalog.state.json").exists()
