@@ -1,0 +1,251 @@
+"""The receiver Lambda against SQS, S3 and Secrets Manager (moto, in-process): what a tracker sees and what
+the worker gets.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import importlib.util
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import boto3
+import pytest
+from kantata_bridge.envelope import INLINE_BODY_LIMIT, DeliveryEnvelope
+from moto import mock_aws
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+REGION = "eu-west-1"
+SECRET_NAME = "kantata-bridge/webhook-secrets"
+CONTEXT = SimpleNamespace(
+    function_name="webhook-receiver",
+    memory_limit_in_mb=256,
+    invoked_function_arn=f"arn:aws:lambda:{REGION}:123456789012:function:webhook-receiver",
+    aws_request_id="req-1",
+)
+
+_spec = importlib.util.spec_from_file_location(
+    "receiver_app_moto", ROOT / "functions/webhook_receiver/app.py"
+)
+assert _spec is not None
+assert _spec.loader is not None
+APP = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(APP)
+
+
+class Aws(SimpleNamespace):
+    sqs: Any
+    s3: Any
+    secrets: Any
+    queue_url: str
+    bucket: str
+
+    def messages(self) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        while True:
+            batch = self.sqs.receive_message(
+                QueueUrl=self.queue_url,
+                MaxNumberOfMessages=10,
+                MessageAttributeNames=["All"],
+                WaitTimeSeconds=0,
+            ).get("Messages", [])
+            if not batch:
+                return found
+            found.extend(batch)
+
+    def call(self, event: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        response = APP.lambda_handler(event, CONTEXT)
+        return response["statusCode"], json.loads(response["body"])
+
+
+def reset_caches() -> None:
+    from aws_lambda_powertools.utilities import parameters
+    from kantata_bridge.receiver.service import default_receiver
+
+    default_receiver.cache_clear()
+    parameters.clear_caches()
+
+
+@pytest.fixture
+def aws(monkeypatch: pytest.MonkeyPatch) -> Iterator[Aws]:
+    for name, value in {
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+    }.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        env = Aws(
+            sqs=boto3.client("sqs", region_name=REGION),
+            s3=boto3.client("s3", region_name=REGION),
+            secrets=boto3.client("secretsmanager", region_name=REGION),
+            bucket="kantata-bridge-payloads",
+        )
+        env.queue_url = env.sqs.create_queue(QueueName="kantata-bridge-events")["QueueUrl"]
+        env.s3.create_bucket(Bucket=env.bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
+        env.secrets.create_secret(
+            Name=SECRET_NAME,
+            SecretString=json.dumps(
+                {"github": ["github-rotated-in", "github-sample-secret"], "jira": "jira-sample-secret"}
+            ),
+        )
+        monkeypatch.setenv("QUEUE_URL", env.queue_url)
+        monkeypatch.setenv("PAYLOAD_BUCKET", env.bucket)
+        monkeypatch.setenv("WEBHOOK_SECRETS_NAME", SECRET_NAME)
+        reset_caches()
+        yield env
+        reset_caches()
+
+
+def sample(name: str) -> dict[str, Any]:
+    event: dict[str, Any] = json.loads((ROOT / "events/apigw" / f"{name}.json").read_text())
+    return event
+
+
+GITHUB_SECRET = "github-sample-secret"
+
+
+def github_event(body: bytes, secret: str = GITHUB_SECRET, **headers: str) -> dict[str, Any]:
+    event = sample("github_issues_opened")
+    event["headers"]["x-hub-signature-256"] = (
+        "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    )
+    event["headers"].update(headers)
+    event["body"] = base64.b64encode(body).decode()
+    event["isBase64Encoded"] = True
+    return event
+
+
+@pytest.mark.parametrize(
+    "name", ["github_issues_opened", "github_pull_request_closed_merged", "jira_issue_updated_done"]
+)
+def test_genuine_delivery_is_queued_once_with_the_exact_body_and_metadata(aws: Aws, name: str) -> None:
+    # Given a signed sample delivery
+    event = sample(name)
+    # When API Gateway hands it to the receiver
+    status, body = aws.call(event)
+    # Then it is accepted and exactly one message holds the byte-identical body and the metadata
+    assert status == 202
+    (message,) = aws.messages()
+    envelope = DeliveryEnvelope.from_message(message["Body"])
+    assert envelope.body == event["body"].encode("utf-8")
+    assert body == {"status": "queued", "delivery_id": envelope.delivery_id}
+    headers = event["headers"]
+    if name.startswith("github"):
+        assert (envelope.tracker, envelope.delivery_id, envelope.hook_id) == (
+            "github",
+            headers["x-github-delivery"],
+            headers["x-github-hook-id"],
+        )
+        assert envelope.event_type == headers["x-github-event"]
+        assert envelope.headers["x-hub-signature-256"] == headers["x-hub-signature-256"]
+    else:
+        assert (envelope.tracker, envelope.event_type, envelope.delivery_id) == (
+            "jira",
+            "jira:issue_updated",
+            headers["x-atlassian-webhook-identifier"],
+        )
+        assert envelope.headers["x-hub-signature"] == headers["x-hub-signature"]
+    assert envelope.content_type == headers["content-type"]
+    assert envelope.received_at.endswith("Z")
+    attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    assert attributes == {
+        "tracker": envelope.tracker,
+        "event_type": envelope.event_type,
+        "delivery_id": envelope.delivery_id,
+    }
+
+
+def test_jira_secret_given_as_a_single_string_verifies(aws: Aws) -> None:
+    assert aws.call(sample("jira_issue_created"))[0] == 202
+
+
+@pytest.mark.parametrize("signature", [None, "sha256=" + "0" * 64, "sha1=deadbeef"])
+def test_wrong_or_missing_signature_is_401_and_the_queue_stays_empty(aws: Aws, signature: str | None) -> None:
+    event = sample("github_issues_opened")
+    if signature is None:
+        del event["headers"]["x-hub-signature-256"]
+    else:
+        event["headers"]["x-hub-signature-256"] = signature
+    assert aws.call(event)[0] == 401
+    assert aws.messages() == []
+
+
+def test_malformed_genuine_delivery_is_400(aws: Aws) -> None:
+    assert aws.call(github_event(b"this is not json"))[0] == 400
+    assert aws.messages() == []
+
+
+def test_body_over_the_size_limit_is_413_and_nothing_is_stored(aws: Aws) -> None:
+    body = b'{"pad":"' + b"x" * (10 * 1024 * 1024) + b'"}'
+    assert aws.call(github_event(body)) == (413, {"status": "rejected", "reason": "too_large"})
+    assert aws.messages() == []
+    assert aws.s3.list_objects_v2(Bucket=aws.bucket).get("KeyCount", 0) == 0
+
+
+def test_body_too_large_for_a_message_goes_to_s3_byte_identical(aws: Aws) -> None:
+    doc = {"action": "opened", "issue": {"number": 42, "body": "Safari \u2013 " + "z" * INLINE_BODY_LIMIT}}
+    body = json.dumps(doc, ensure_ascii=False).encode()
+    status, answer = aws.call(github_event(body, **{"x-github-delivery": "big-one"}))
+    assert (status, answer) == (202, {"status": "queued", "delivery_id": "big-one"})
+    (message,) = aws.messages()
+    envelope = DeliveryEnvelope.from_message(message["Body"])
+    pointer = envelope.body_pointer
+    assert pointer is not None
+    assert envelope.body is None
+    assert (pointer.bucket, pointer.size, pointer.sha256) == (
+        aws.bucket,
+        len(body),
+        hashlib.sha256(body).hexdigest(),
+    )
+    assert pointer.key.startswith("payloads/github/")
+    stored = aws.s3.get_object(Bucket=pointer.bucket, Key=pointer.key)
+    assert stored["Body"].read() == body
+    assert stored["ServerSideEncryption"] == "AES256"
+
+
+def test_unknown_tracker_is_404(aws: Aws) -> None:
+    event = sample("github_issues_opened")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = "/webhooks/gitlab"
+    event["pathParameters"] = {"tracker": "gitlab"}
+    assert aws.call(event)[0] == 404
+    assert aws.messages() == []
+
+
+def test_queue_gone_is_503_so_the_tracker_retries(aws: Aws) -> None:
+    aws.sqs.delete_queue(QueueUrl=aws.queue_url)
+    assert aws.call(sample("jira_issue_deleted")) == (503, {"status": "error", "reason": "queue_unavailable"})
+
+
+def test_bucket_gone_is_503_for_a_claim_checked_body(aws: Aws) -> None:
+    aws.s3.delete_bucket(Bucket=aws.bucket)
+    body = json.dumps({"action": "opened", "pad": "x" * INLINE_BODY_LIMIT}).encode()
+    assert aws.call(github_event(body))[0] == 503
+    assert aws.messages() == []
+
+
+def test_missing_secret_is_503_not_a_client_error(aws: Aws) -> None:
+    aws.secrets.delete_secret(SecretId=SECRET_NAME, ForceDeleteWithoutRecovery=True)
+    assert aws.call(sample("github_issues_opened")) == (
+        503,
+        {"status": "error", "reason": "credentials_unavailable"},
+    )
+    assert aws.messages() == []
+
+
+def test_secret_is_cached_between_deliveries(aws: Aws) -> None:
+    assert aws.call(sample("github_issues_opened"))[0] == 202
+    # A rotation is picked up after WEBHOOK_SECRETS_MAX_AGE; within it the cached value is used.
+    aws.secrets.put_secret_value(SecretId=SECRET_NAME, SecretString=json.dumps({"github": ["other"]}))
+    assert aws.call(sample("github_issues_closed"))[0] == 202
+    reset_caches()
+    assert aws.call(sample("github_issues_labeled_blocked"))[0] == 401

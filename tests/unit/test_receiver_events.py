@@ -1,0 +1,78 @@
+"""The committed sample events are exactly what events/generate.py builds from the payload fixtures."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import importlib.util
+import json
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+spec = importlib.util.spec_from_file_location("events_generate", ROOT / "events/generate.py")
+assert spec is not None
+assert spec.loader is not None
+GENERATE = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(GENERATE)
+
+
+def test_committed_events_equal_the_generator_output() -> None:
+    built = GENERATE.build_events()
+    committed = {path.stem for path in (ROOT / "events/apigw").glob("*.json")}
+    assert committed == set(built)
+    for name, event in built.items():
+        assert (ROOT / "events/apigw" / f"{name}.json").read_text(encoding="utf-8") == GENERATE.render(
+            event
+        ), name
+
+
+@pytest.mark.parametrize("name", sorted(GENERATE.build_events()))
+def test_each_event_is_signed_with_the_documented_sample_secret(name: str) -> None:
+    event = json.loads((ROOT / "events/apigw" / f"{name}.json").read_text())
+    body = event["body"].encode()
+    if name.startswith("github"):
+        expected = hmac.new(b"github-sample-secret", body, hashlib.sha256).hexdigest()
+        assert event["headers"]["x-hub-signature-256"] == f"sha256={expected}"
+    else:
+        expected = hmac.new(b"jira-sample-secret", body, hashlib.sha256).hexdigest()
+        assert event["headers"]["x-hub-signature"] == f"sha256={expected}"
+
+
+def test_form_variant_carries_the_same_payload_as_the_json_one() -> None:
+    events = GENERATE.build_events()
+    form = parse_qs(events["github_issues_opened_form"]["body"])["payload"][0]
+    assert json.loads(form) == json.loads(events["github_issues_opened"]["body"])
+
+
+def test_object_versions_increase_along_each_sequence() -> None:
+    # The worker's ordering guard relies on these fixtures telling a coherent story.
+    def load(name: str) -> Any:
+        return json.loads((ROOT / "events/payloads" / f"{name}.json").read_text())
+
+    issue = [
+        load(n)["issue"]["updated_at"]
+        for n in ("github_issues_opened", "github_issues_labeled_blocked", "github_issues_closed")
+    ]
+    assert issue == sorted(issue)
+    assert len(set(issue)) == 3
+    pulls = [
+        load(n)["pull_request"]["updated_at"]
+        for n in ("github_pull_request_opened", "github_pull_request_closed_merged")
+    ]
+    assert pulls == sorted(pulls)
+    assert len(set(pulls)) == 2
+    jira = [
+        "jira_issue_created",
+        "jira_issue_updated_in_progress",
+        "jira_issue_updated_done",
+        "jira_issue_deleted",
+    ]
+    stamps = [load(n)["timestamp"] for n in jira]
+    assert stamps == sorted(stamps)
+    assert len(set(stamps)) == 4
+    categories = [load(n)["issue"]["fields"]["status"]["statusCategory"]["key"] for n in jira[:3]]
+    assert categories == ["new", "indeterminate", "done"]

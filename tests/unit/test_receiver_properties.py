@@ -1,0 +1,197 @@
+"""Property tests over arbitrary headers and bodies: no 5xx for client input, nothing unverified queued."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import importlib.util
+import json
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
+from kantata_bridge.receiver.credentials import StaticCredentials
+from kantata_bridge.receiver.errors import EnqueueError
+from kantata_bridge.receiver.queue import MemoryDeliveryQueue, MemoryPayloadStore
+from kantata_bridge.receiver.service import Receiver
+from kantata_bridge.receiver.settings import load_settings
+from kantata_bridge.trackers.registry import ADAPTERS
+
+ROOT = Path(__file__).resolve().parents[2]
+SECRETS = {"github": ["gh-secret"], "jira": ["jira-secret"], "jira_tokens": ["tok"]}
+CONTEXT = SimpleNamespace(
+    function_name="f",
+    memory_limit_in_mb=128,
+    invoked_function_arn="arn:aws:lambda:eu-west-1:1:function:f",
+    aws_request_id="r",
+)
+
+spec = importlib.util.spec_from_file_location(
+    "receiver_app_props", ROOT / "functions/webhook_receiver/app.py"
+)
+assert spec is not None
+assert spec.loader is not None
+APP = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(APP)
+
+HEADER_NAMES = st.sampled_from(
+    [
+        "content-type",
+        "x-github-event",
+        "x-github-delivery",
+        "x-github-hook-id",
+        "x-hub-signature-256",
+        "x-hub-signature",
+        "x-atlassian-webhook-identifier",
+        "x-bridge-token",
+        "user-agent",
+    ]
+)
+HEADER_VALUES = st.one_of(
+    st.text(max_size=80),
+    st.sampled_from(
+        [
+            "issues",
+            "pull_request",
+            "ping",
+            "application/json",
+            "application/x-www-form-urlencoded",
+            "sha256=",
+            "tok",
+        ]
+    ),
+)
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=10), children, max_size=4)
+    ),
+    max_leaves=12,
+)
+GITHUB_BASE = st.fixed_dictionaries(
+    {"x-github-event": st.sampled_from(["issues", "pull_request", "ping", "push"])},
+    optional={"x-github-delivery": st.uuids().map(str), "x-github-hook-id": st.integers(1, 10**9).map(str)},
+)
+BODIES = st.one_of(
+    st.binary(max_size=400),
+    st.fixed_dictionaries({"action": st.text(max_size=10)}, optional={"issue": JSONISH}).map(
+        lambda doc: json.dumps(doc).encode()
+    ),
+    JSONISH.map(lambda doc: json.dumps(doc).encode()),
+    st.fixed_dictionaries(
+        {"webhookEvent": st.sampled_from(["jira:issue_created", "jira:issue_updated", "comment_created"])},
+        optional={"issue": st.fixed_dictionaries({"id": st.text(max_size=5)}), "timestamp": st.integers()},
+    ).map(lambda doc: json.dumps(doc).encode()),
+)
+
+
+def run(
+    tracker: str,
+    headers: dict[str, str],
+    body: bytes,
+    as_base64: bool,
+    queue: MemoryDeliveryQueue,
+    sign: bool,
+) -> dict[str, Any]:
+    environ = {"QUEUE_URL": "memory://q", "WEBHOOK_SECRETS_NAME": "s", "MAX_BODY_BYTES": "300"}
+    if tracker == "jira-token":
+        tracker, environ["JIRA_AUTH_MODE"] = "jira", "shared-token"
+    receiver = Receiver(
+        load_settings(ADAPTERS, environ), ADAPTERS, StaticCredentials(SECRETS), queue, MemoryPayloadStore()
+    )
+    headers = dict(headers)
+    if sign and tracker in SECRETS:
+        name = "x-hub-signature-256" if tracker == "github" else "x-hub-signature"
+        secret = SECRETS[tracker][0].encode()
+        headers[name] = "sha256=" + hmac.new(secret, body, hashlib.sha256).hexdigest()
+    text = base64.b64encode(body).decode() if as_base64 else body.decode("utf-8", errors="surrogateescape")
+    event = {
+        "version": "2.0",
+        "routeKey": "POST /webhooks/{tracker}",
+        "rawPath": f"/webhooks/{tracker}",
+        "rawQueryString": "",
+        "headers": headers,
+        "requestContext": {
+            "http": {
+                "method": "POST",
+                "path": f"/webhooks/{tracker}",
+                "protocol": "HTTP/1.1",
+                "sourceIp": "1.1.1.1",
+            },
+            "requestId": "rid",
+            "routeKey": "POST /webhooks/{tracker}",
+            "stage": "$default",
+        },
+        "pathParameters": {"tracker": tracker},
+        "body": text,
+        "isBase64Encoded": as_base64,
+    }
+    original = APP.default_receiver
+    APP.default_receiver = lambda: receiver
+    try:
+        response: dict[str, Any] = APP.lambda_handler(event, CONTEXT)
+    finally:
+        APP.default_receiver = original
+    return response
+
+
+def verified(tracker: str, headers: dict[str, str], body: bytes, signed: bool) -> bool:
+    if tracker == "jira-token":
+        return headers.get("x-bridge-token", "").strip() == "tok"
+    return signed and tracker in SECRETS
+
+
+COMMON = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@COMMON
+@given(
+    tracker=st.sampled_from(["github", "github", "jira", "jira", "jira-token", "gitlab", "GitHub", ""]),
+    base=GITHUB_BASE,
+    extra=st.dictionaries(HEADER_NAMES, HEADER_VALUES, max_size=4),
+    body=BODIES,
+    as_base64=st.booleans(),
+    sign=st.booleans(),
+)
+def test_client_input_never_gets_a_5xx_and_only_verified_deliveries_are_queued(
+    tracker: str, base: dict[str, str], extra: dict[str, str], body: bytes, as_base64: bool, sign: bool
+) -> None:
+    headers = {**base, **extra}
+    queue = MemoryDeliveryQueue()
+    response = run(tracker, headers, body, as_base64, queue, sign)
+    status = response["statusCode"]
+    event(f"{tracker or 'empty'} answered {status}")
+    assert status in {200, 202, 400, 401, 404, 413}
+    assert json.loads(response["body"])["status"] in {"ok", "ignored", "queued", "rejected"}
+    if status == 202:
+        assert verified(tracker, headers, body, sign)
+        (envelope,) = queue.envelopes
+        assert envelope.body == body
+    else:
+        assert queue.envelopes == []
+    if not verified(tracker, headers, body, sign):
+        assert status in {400, 401, 404, 413}  # 400 only for bodies that cannot be decoded at all
+
+
+@COMMON
+@given(
+    tracker=st.sampled_from(["github", "jira"]),
+    base=GITHUB_BASE,
+    extra=st.dictionaries(HEADER_NAMES, HEADER_VALUES, max_size=4),
+    body=BODIES,
+    sign=st.booleans(),
+)
+def test_only_a_failing_queue_turns_a_delivery_into_a_5xx(
+    tracker: str, base: dict[str, str], extra: dict[str, str], body: bytes, sign: bool
+) -> None:
+    headers = {**base, **extra}
+    queue = MemoryDeliveryQueue(fail_with=EnqueueError("queue_unavailable", "down"))
+    response = run(tracker, headers, body, True, queue, sign)
+    status = response["statusCode"]
+    event(f"{tracker} answered {status}")
+    assert status in {200, 400, 401, 413, 503}
+    if status == 503:
+        assert verified(tracker, headers, body, sign)
