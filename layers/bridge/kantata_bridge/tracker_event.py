@@ -61,3 +61,21 @@ class TrackerEvent:
     def object_key(self) -> str:
         """The identity the ordering guard and outcome records use: tracker, model and ref."""
         return f"{self.tracker}:{self.model.value}:{self.ref}"
+
+
+class IgnoredEventError(Exception):
+    """The delivery is valid but not something the bridge reports (a ping, an unhandled action, …).
+
+    The worker records it as skipped with ``reason``; it is not an error a retry could fix.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnmappablePayloadError(ValueError):
+    """The delivery claims to be a supported event but its payload lacks or mistypes a field we need.
+
+    The message names the field (e.g. ``issue.key: missing``). The worker parks the delivery.
+    """

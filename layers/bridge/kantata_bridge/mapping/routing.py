@@ -1,0 +1,32 @@
+"""Pick the Kantata workspace for a TrackerEvent: the first matching route in config order."""
+
+from __future__ import annotations
+
+from kantata_bridge.mapping.config import BridgeConfig, Route
+from kantata_bridge.tracker_event import TrackerEvent
+
+
+def route_event(event: TrackerEvent, config: BridgeConfig) -> Route | None:
+    """The first route whose tracker and source match (and, if the route names labels or components, at
+    least one of them); None when no route matches (the worker skips the event as unrouted)."""
+    labels = {x.casefold() for x in event.labels}
+    components = {x.casefold() for x in event.components}
+    for route in config.routes:
+        if route.tracker != event.tracker or not _source_matches(route, event.project):
+            continue
+        if route.labels and not route.labels & labels:
+            continue
+        if route.components and not route.components & components:
+            continue
+        return route
+    return None
+
+
+def _source_matches(route: Route, project: str) -> bool:
+    if route.tracker == "github":
+        # GitHub owner/repo names are case-insensitive; "owner/*" routes a whole organisation.
+        owner, _, repo = route.source.casefold().partition("/")
+        got_owner, _, got_repo = project.casefold().partition("/")
+        return owner == got_owner and (repo == "*" or repo == got_repo)
+    # Jira project keys are upper case by rule; compare exactly after normalising case.
+    return route.source.upper() == project.upper()

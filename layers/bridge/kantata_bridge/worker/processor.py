@@ -1,0 +1,419 @@
+"""One SQS batch → one recorded outcome per delivery.
+
+Per batch (``Worker.start_batch``): every record's envelope is parsed and its payload turned into a
+TrackerEvent up front, so that within the batch only the newest event per object is applied and the others
+are skipped as *superseded* (a burst of edits makes one report).
+
+Per record (``BatchRun.process_record``), inside Powertools idempotency keyed on the delivery's dedupe key:
+route → map → claim the object's version (ordering guard) → POST /status_reports → outcome.
+
+Failure classes:
+
+- retryable (Kantata 429/5xx/timeout/connection, DynamoDB or S3 trouble, a broken routing config): the record
+  fails, SQS redelivers it and the DLQ takes it after maxReceiveCount. Powertools deletes the in-progress
+  idempotency record on the exception, so the redelivery is not blocked; the version claim stays with this
+  delivery, so the redelivery is not mistaken for a stale event.
+- permanent (Kantata 400/401/403/404/422, an unmappable payload, a bad envelope, a missing claim-checked body):
+  the delivery is *parked* with the reason and its envelope and the record succeeds, so it never loops.
+  Parked deliveries keep no idempotency record, so a redrive after a fix processes them again.
+
+Exactly once: a POST that failed ambiguously may have created the report. When a delivery finds the object's
+claim already held by itself (an earlier attempt got that far), it first lists the object's reports by
+external reference and looks for its delivery marker (see mapping.rules) before posting again.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final, NoReturn, Protocol
+
+from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
+
+from kantata_bridge.envelope import DeliveryEnvelope, EnvelopeError
+from kantata_bridge.kantata.errors import AuthenticationError, KantataError
+from kantata_bridge.kantata.models import StatusReport
+from kantata_bridge.mapping.config import BridgeConfig, ConfigError
+from kantata_bridge.mapping.routing import route_event
+from kantata_bridge.mapping.rules import delivery_marker, map_event
+from kantata_bridge.observability import logger, metrics
+from kantata_bridge.tracker_event import IgnoredEventError, TrackerEvent, UnmappablePayloadError
+from kantata_bridge.worker.claim_check import ClaimCheckError
+from kantata_bridge.worker.ordering import OrderingGuard, version_number, version_text
+from kantata_bridge.worker.outcomes import Outcome, OutcomeKind, OutcomeStore, now_iso
+
+# Do not start a POST with less time left than this: connect + read timeout (3.05 + 10 s) plus room to
+# record the outcome. Starting it anyway risks a Lambda timeout mid-request (an ambiguous failure).
+DEFAULT_POST_MARGIN_MS: Final = 16_000
+
+
+class RetryableDeliveryError(Exception):
+    """The delivery failed for a reason that may pass (the record fails; SQS redelivers it)."""
+
+
+class ParkDeliveryError(Exception):
+    """The delivery cannot succeed as it is (it is parked with this reason; the record succeeds)."""
+
+
+class KantataWriter(Protocol):
+    """What the worker needs from the Kantata client."""
+
+    def create_status_report(self, report: StatusReport) -> StatusReport: ...
+
+    def list_status_reports(
+        self,
+        *,
+        workspace_id: str | int | None = ...,
+        external_reference_service_name: str | None = ...,
+        external_reference_service_model: str | None = ...,
+        external_reference_service_model_refs: Sequence[str] | None = ...,
+    ) -> Iterable[StatusReport]: ...
+
+
+class KantataSource(Protocol):
+    def __call__(self) -> KantataWriter: ...
+
+    def invalidate(self) -> None: ...
+
+
+def parse_delivery(envelope: DeliveryEnvelope) -> TrackerEvent:
+    """The envelope's (inline) body as a TrackerEvent.
+
+    Raises IgnoredEventError (not reported) or UnmappablePayloadError (no adapter, or bad payload).
+    """
+    body = envelope.body
+    if body is None:
+        raise UnmappablePayloadError("envelope body is not loaded")
+    if envelope.tracker == "github":
+        from kantata_bridge.trackers.github_events import parse_github_event
+
+        return parse_github_event(envelope.event_type, body, envelope.content_type)
+    if envelope.tracker == "jira":
+        from kantata_bridge.trackers.jira_events import parse_jira_event
+
+        return parse_jira_event(body, envelope.event_type)
+    raise UnmappablePayloadError(f"tracker {envelope.tracker!r}: no event adapter")
+
+
+@dataclass(slots=True)
+class Prepared:
+    """One SQS record after parsing, before any write."""
+
+    message_id: str
+    message: str
+    receive_count: int
+    position: int
+    envelope: DeliveryEnvelope | None = None
+    event: TrackerEvent | None = None
+    skip_reason: str | None = None
+    park_reason: str | None = None
+    retry_reason: str | None = None
+    superseded_by: str | None = None
+
+    @property
+    def dedupe_key(self) -> str:
+        if self.envelope is not None:
+            return self.envelope.dedupe_key
+        # No envelope, no delivery id: the SQS message id is the only identity left.
+        return f"sqs:{self.message_id}"
+
+
+def prepare_records(
+    records: Sequence[Mapping[str, Any]], fetch_body: Callable[[DeliveryEnvelope], DeliveryEnvelope]
+) -> dict[str, Prepared]:
+    """Parse every record of a batch and mark the events that a newer event of the same object in the same
+    batch supersedes. Only ``fetch_body`` does I/O (claim-checked bodies)."""
+    out: dict[str, Prepared] = {}
+    for position, record in enumerate(records):
+        attrs = record.get("attributes") or {}
+        try:
+            receive_count = int(attrs.get("ApproximateReceiveCount", 1))
+        except (TypeError, ValueError):
+            receive_count = 1
+        p = Prepared(
+            message_id=str(record.get("messageId", position)),
+            message=str(record.get("body", "")),
+            receive_count=receive_count,
+            position=position,
+        )
+        out[p.message_id] = p
+        try:
+            p.envelope = DeliveryEnvelope.from_message(p.message)
+        except EnvelopeError as exc:
+            p.park_reason = f"bad envelope: {exc}"
+            continue
+        try:
+            p.envelope = fetch_body(p.envelope)
+        except ClaimCheckError as exc:
+            if exc.retryable:
+                p.retry_reason = str(exc)
+            else:
+                p.park_reason = str(exc)
+            continue
+        try:
+            p.event = parse_delivery(p.envelope)
+        except IgnoredEventError as exc:
+            p.skip_reason = f"ignored: {exc.reason}"
+        except UnmappablePayloadError as exc:
+            p.park_reason = f"unmappable payload: {exc}"
+    _mark_superseded(list(out.values()))
+    return out
+
+
+def _mark_superseded(prepared: list[Prepared]) -> None:
+    newest: dict[str, Prepared] = {}
+    for p in prepared:
+        if p.event is None:
+            continue
+        best = newest.get(p.event.object_key)
+        # Ties (equal versions) go to the later record: SQS gives no order, the later one is as good a guess.
+        if best is None or best.event is None or p.event.version >= best.event.version:
+            newest[p.event.object_key] = p
+    for p in prepared:
+        if p.event is None:
+            continue
+        winner = newest[p.event.object_key]
+        # Copies of the same delivery are not superseded by each other: idempotency makes one of them count.
+        if winner.dedupe_key != p.dedupe_key and winner.envelope is not None and winner.event is not None:
+            p.superseded_by = (
+                f"superseded by delivery {winner.envelope.dedupe_key} "
+                f"(version {winner.event.version.isoformat()}) in the same batch"
+            )
+
+
+@dataclass
+class Worker:
+    """The record flow with its collaborators injected (see runtime.py for the production wiring).
+
+    ``idempotent``: the Powertools-wrapped ``deliver_once`` and its config (None: no idempotency, and the
+    worker writes outcomes itself; used by tests of the flow alone).
+    """
+
+    guard: OrderingGuard
+    outcomes: OutcomeStore
+    config: Callable[[], BridgeConfig]
+    kantata: KantataSource
+    fetch_body: Callable[[DeliveryEnvelope], DeliveryEnvelope]
+    idempotent: tuple[Callable[..., dict[str, Any]], Any] | None = None
+    clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
+    post_margin_ms: int = DEFAULT_POST_MARGIN_MS
+
+    def start_batch(self, records: Sequence[Mapping[str, Any]], context: Any = None) -> BatchRun:
+        """Parse the batch and return the run whose ``process_record`` the batch processor calls."""
+        if self.idempotent is not None and context is not None:
+            self.idempotent[1].register_lambda_context(context)
+        return BatchRun(self, prepare_records(records, self.fetch_body), context)
+
+    # ------------------------------------------------------------------ the flow of one delivery
+
+    def deliver(self, p: Prepared, run: BatchRun) -> Outcome:
+        """Route, map, claim, post. Returns the outcome, or raises Retryable/ParkDeliveryError."""
+        if p.retry_reason:
+            raise RetryableDeliveryError(p.retry_reason)
+        if p.park_reason:
+            raise ParkDeliveryError(p.park_reason)
+        if p.skip_reason:
+            return self._outcome(p, OutcomeKind.SKIPPED, p.skip_reason)
+        event = p.event
+        assert event is not None  # prepare_records sets a reason whenever it sets no event
+        if p.superseded_by:
+            return self._outcome(p, OutcomeKind.SKIPPED, p.superseded_by)
+        try:
+            config = self.config()
+        except ConfigError as exc:
+            raise RetryableDeliveryError(str(exc)) from None
+        route = route_event(event, config)
+        if route is None:
+            return self._outcome(
+                p, OutcomeKind.SKIPPED, f"unrouted: no route for {event.tracker} {event.project}"
+            )
+        try:
+            report = map_event(
+                event,
+                route,
+                config.rules,
+                dedupe_key=p.dedupe_key,
+                today=self.clock().astimezone(dt.UTC).date(),
+            )
+            report.to_body()  # checks the enumerations before anything is written
+        except KantataError as exc:
+            raise ParkDeliveryError(f"mapping: {exc}") from None
+        claim = self._claim(p, event)
+        if not claim.granted:
+            held = version_text(claim.current_version) if claim.current_version is not None else "?"
+            return self._outcome(
+                p,
+                OutcomeKind.SKIPPED,
+                f"stale: version {event.version.isoformat()} is not newer than {held} "
+                f"(delivery {claim.current_delivery})",
+                workspace_id=route.workspace_id,
+            )
+        client = self._client()
+        if claim.reclaimed:
+            found = self._find_earlier_report(client, report, event, p.dedupe_key)
+            if found is not None:
+                return self._outcome(
+                    p,
+                    OutcomeKind.POSTED,
+                    "posted by an earlier attempt (found by its delivery marker)",
+                    workspace_id=route.workspace_id,
+                    report_id=found,
+                )
+        run.ensure_time_for_post(self.post_margin_ms)
+        try:
+            created = client.create_status_report(report)
+        except KantataError as exc:
+            self._fail(exc)
+        return self._outcome(
+            p, OutcomeKind.POSTED, "posted", workspace_id=route.workspace_id, report_id=created.id
+        )
+
+    def _claim(self, p: Prepared, event: TrackerEvent) -> Any:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            return self.guard.claim(event.object_key, version_number(event.version), p.dedupe_key)
+        except (ClientError, BotoCoreError) as exc:
+            raise RetryableDeliveryError(f"ordering guard: {type(exc).__name__}: {exc}") from None
+
+    def _client(self) -> KantataWriter:
+        try:
+            return self.kantata()
+        except Exception as exc:  # noqa: BLE001 - token fetch or client set-up: an outage or a config fix away
+            # The message names only the error type: a token must never reach a log line.
+            raise RetryableDeliveryError(f"kantata client: {type(exc).__name__}") from None
+
+    def _fail(self, exc: KantataError) -> NoReturn:
+        if exc.retryable:
+            raise RetryableDeliveryError(f"kantata: {exc}") from None
+        if isinstance(exc, AuthenticationError):
+            # The token may have been rotated: make the next delivery fetch it again.
+            self.kantata.invalidate()
+        raise ParkDeliveryError(f"kantata: {exc}") from None
+
+    def _find_earlier_report(
+        self, client: KantataWriter, report: StatusReport, event: TrackerEvent, dedupe_key: str
+    ) -> str | None:
+        marker = delivery_marker(dedupe_key)
+        try:
+            for existing in client.list_status_reports(
+                workspace_id=report.workspace_id,
+                external_reference_service_name=event.tracker,
+                external_reference_service_model=event.model.value,
+                external_reference_service_model_refs=[event.ref],
+            ):
+                if marker in existing.description.splitlines():
+                    return existing.id
+        except KantataError as exc:
+            self._fail(exc)
+        return None
+
+    def _outcome(self, p: Prepared, kind: OutcomeKind, reason: str, **extra: Any) -> Outcome:
+        env = p.envelope
+        event = p.event
+        return Outcome(
+            dedupe_key=p.dedupe_key,
+            kind=kind,
+            reason=reason,
+            recorded_at=now_iso(),
+            tracker=env.tracker if env else None,
+            event_type=env.event_type if env else None,
+            delivery_id=env.delivery_id if env else None,
+            object_key=event.object_key if event else None,
+            version=event.version.isoformat() if event else None,
+            attempt=p.receive_count,
+            envelope=p.message if kind is OutcomeKind.PARKED else None,
+            **extra,
+        )
+
+
+def deliver_once(*, delivery: dict[str, str], prepared: Prepared, run: BatchRun) -> dict[str, Any]:
+    """The unit Powertools idempotency wraps (its module and name are part of the idempotency key: keep them)."""
+    return run.worker.deliver(prepared, run).to_dict()
+
+
+class BatchRun:
+    """One invocation's batch: the prepared records and the per-record entry point."""
+
+    def __init__(self, worker: Worker, prepared: dict[str, Prepared], context: Any) -> None:
+        self.worker = worker
+        self.prepared = prepared
+        self.context = context
+
+    def ensure_time_for_post(self, margin_ms: int) -> None:
+        remaining = getattr(self.context, "get_remaining_time_in_millis", None)
+        if remaining is not None and remaining() < margin_ms:
+            raise RetryableDeliveryError("not enough time left in this invocation to post safely")
+
+    def process_record(self, record: Any) -> dict[str, Any]:
+        """Handle one SQS record (a Powertools SQSRecord or a raw dict). Returns the outcome as a dict.
+
+        Raises RetryableDeliveryError (or an idempotency error) to fail the record so SQS redelivers it.
+        """
+        message_id = record["messageId"] if isinstance(record, Mapping) else record.message_id
+        p = self.prepared[message_id]
+        worker = self.worker
+        if p.envelope is None:
+            return self._finish(worker._outcome(p, OutcomeKind.PARKED, p.park_reason or "bad envelope"))
+        try:
+            if worker.idempotent is None:
+                outcome = worker.deliver(p, self)
+                worker.outcomes.put(outcome)
+            else:
+                result = worker.idempotent[0](delivery={"dedupe_key": p.dedupe_key}, prepared=p, run=self)
+                if result.get("duplicate"):
+                    return self._duplicate(p, result)
+                outcome = Outcome.from_dict(result)
+        except ParkDeliveryError as exc:
+            return self._finish(worker._outcome(p, OutcomeKind.PARKED, str(exc)))
+        except RetryableDeliveryError as exc:
+            self._finish(worker._outcome(p, OutcomeKind.FAILED, str(exc)))
+            raise
+        except IdempotencyAlreadyInProgressError:
+            # Another invocation holds this delivery right now; SQS will hand it to us again later.
+            logger.info("delivery in progress elsewhere", extra={"dedupe_key": p.dedupe_key})
+            metrics.add_metric(name="DeliveriesInProgressElsewhere", unit="Count", value=1)
+            raise
+        except Exception as exc:
+            reason = f"unexpected: {type(exc).__name__}: {str(exc)[:300]}"
+            self._finish(worker._outcome(p, OutcomeKind.FAILED, reason))
+            raise
+        self._log(outcome)
+        return outcome.to_dict()
+
+    def _finish(self, outcome: Outcome) -> dict[str, Any]:
+        # Parked and failed outcomes are written here (outside the idempotent unit, whose record Powertools
+        # deleted). A failure to write them is logged; for a failed record SQS still holds the message.
+        try:
+            self.worker.outcomes.put(outcome)
+        except Exception as exc:  # noqa: BLE001 - the outcome write must not hide the delivery's own result
+            logger.error(
+                "could not record outcome", extra={**outcome.log_fields(), "error": type(exc).__name__}
+            )
+            if outcome.kind is OutcomeKind.PARKED:
+                # Not recorded anywhere yet: fail the record so SQS keeps the delivery.
+                raise RetryableDeliveryError("could not record the parked outcome") from None
+        self._log(outcome)
+        return outcome.to_dict()
+
+    def _duplicate(self, p: Prepared, result: dict[str, Any]) -> dict[str, Any]:
+        logger.info(
+            "delivery outcome",
+            extra={
+                "outcome": "skipped",
+                "reason": "duplicate: already processed",
+                "dedupe_key": p.dedupe_key,
+                "original_outcome": result.get("kind"),
+                "report_id": result.get("report_id"),
+                "attempt": p.receive_count,
+            },
+        )
+        metrics.add_metric(name="DeliveriesDuplicate", unit="Count", value=1)
+        return result
+
+    @staticmethod
+    def _log(outcome: Outcome) -> None:
+        level = logger.warning if outcome.kind in (OutcomeKind.PARKED, OutcomeKind.FAILED) else logger.info
+        level("delivery outcome", extra=outcome.log_fields())
+        metrics.add_metric(name=f"Deliveries{outcome.kind.value.capitalize()}", unit="Count", value=1)

@@ -1,0 +1,180 @@
+"""`kantata-bridge explain`: what the worker would do with a delivery, and what it did, writing nothing."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import boto3
+import pytest
+from kantata_bridge.worker import runtime
+from kantata_bridge.worker.outcomes import Outcome, OutcomeKind, OutcomeStore
+from kantata_bridge_dev.cli import main
+from moto import mock_aws
+
+ROOT = Path(__file__).resolve().parents[2]
+PAYLOADS = ROOT / "events" / "payloads"
+EXAMPLE_CONFIG = ROOT / "config" / "routing.example.yaml"
+GITHUB_HEADERS = [
+    "--header",
+    "X-GitHub-Event: issues",
+    "--header",
+    "X-GitHub-Delivery: d-42",
+    "--header",
+    "X-GitHub-Hook-ID: 7",
+]
+
+
+@pytest.fixture(autouse=True)
+def clean_env(monkeypatch):
+    for name in ("STATE_TABLE", "ROUTING_CONFIG_FILE", "ROUTING_CONFIG_PARAMETER"):
+        monkeypatch.delenv(name, raising=False)
+    runtime.reset()
+    yield
+    runtime.reset()
+
+
+def explain(capsys, *argv: str) -> tuple[int, dict]:
+    code = main(["explain", *argv])
+    out = capsys.readouterr().out
+    return code, (json.loads(out) if out.strip() else {})
+
+
+def test_raw_delivery_shows_event_route_and_the_report_it_would_post(capsys):
+    code, doc = explain(
+        capsys,
+        "--tracker", "github", *GITHUB_HEADERS,
+        "--body", str(PAYLOADS / "github_issues_labeled_blocked.json"),
+        "--config", str(EXAMPLE_CONFIG),
+        "--today", "2026-11-22",
+    )  # fmt: skip
+    assert code == 0
+    assert doc["delivery"]["dedupe_key"] == "github:7:d-42"
+    assert doc["event"]["ref"] == "acme/webapp#42"
+    assert doc["route"]["workspace_id"] == "41234568"
+    report = doc["report"]["status_report"]
+    assert report["color"] == "red"
+    assert report["external_reference"]["service_model_ref"] == "acme/webapp#42"
+    assert report["description"].endswith("kantata-bridge delivery: github:7:d-42")
+
+
+def test_ignored_delivery_says_why(capsys):
+    code, doc = explain(
+        capsys,
+        "--tracker",
+        "github",
+        "--header",
+        "X-GitHub-Event: ping",
+        "--body",
+        str(PAYLOADS / "github_ping.json"),
+    )
+    assert code == 0
+    assert doc["verdict"] == "skipped: ignored: github event 'ping' is not reported"
+
+
+def test_jira_delivery_without_config_shows_the_event_and_asks_for_a_config(capsys):
+    code, doc = explain(capsys, "--tracker", "jira", "--body", str(PAYLOADS / "jira_issue_updated_done.json"))
+    assert code == 0
+    assert doc["event"]["action"] == "closed"
+    assert "no routing config" in doc["verdict"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--tracker", "github", "--body", "/nonexistent.json"], "cannot read /nonexistent.json"),
+        (
+            ["--tracker", "github", "--header", "no colon", "--body", str(PAYLOADS / "github_ping.json")],
+            "--header must look like",
+        ),
+        (["--tracker", "svn", "--body", str(PAYLOADS / "github_ping.json")], "unknown tracker 'svn'"),
+        (["--tracker", "github"], "give --body FILE"),
+        (["--tracker", "github", "--delivery-id", "x"], "needs --state-table"),
+    ],
+)
+def test_bad_input_is_a_clear_error_with_exit_code_2(capsys, argv, message):
+    assert main(["explain", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_invalid_config_names_the_bad_key(capsys, tmp_path):
+    bad = tmp_path / "routing.yaml"
+    bad.write_text("routes:\n  - {tracker: github, repository: acme/webapp, workspace_id: abc}\n")
+    code = main(
+        [
+            "explain",
+            "--tracker",
+            "jira",
+            "--body",
+            str(PAYLOADS / "jira_issue_created.json"),
+            "--config",
+            str(bad),
+        ]
+    )
+    assert code == 2
+    assert "routes[0].workspace_id: must be a string of digits" in capsys.readouterr().err
+
+
+def test_delivery_id_shows_the_recorded_outcome_and_replays_a_parked_envelope(capsys, monkeypatch):
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    with mock_aws():
+        ddb = boto3.client("dynamodb")
+        ddb.create_table(
+            TableName="state",
+            AttributeDefinitions=[
+                {"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "gsi1pk", "gsi1sk")
+            ],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "gsi1",
+                    "KeySchema": [
+                        {"AttributeName": "gsi1pk", "KeyType": "HASH"},
+                        {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
+                    ],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        from kantata_bridge_dev.explain import build_envelope
+
+        body = (PAYLOADS / "jira_issue_created.json").read_bytes()
+        env = build_envelope("jira", {"x-atlassian-webhook-identifier": "w-1"}, body)
+        OutcomeStore("state", ddb).put(
+            Outcome(
+                dedupe_key=env.dedupe_key,
+                kind=OutcomeKind.PARKED,
+                reason="kantata: 422 workspace_id: not found",
+                recorded_at="2026-11-25T00:00:00+00:00",
+                object_key="jira:issue:PROJ-12",
+                envelope=env.to_message(),
+            )
+        )
+        before = ddb.scan(TableName="state")["Items"]
+        code, doc = explain(
+            capsys,
+            "--tracker",
+            "jira",
+            "--delivery-id",
+            "w-1",
+            "--state-table",
+            "state",
+            "--config",
+            str(EXAMPLE_CONFIG),
+        )
+        assert code == 0
+        assert doc["outcome"]["outcome"] == "parked"
+        assert "envelope" not in doc["outcome"]
+        assert doc["replay"]["route"]["workspace_id"] == "41234570"
+        assert [o["dedupe_key"] for o in doc["object_history"]] == ["jira:-:w-1"]
+        # explain writes nothing
+        assert ddb.scan(TableName="state")["Items"] == before
+        code, doc = explain(capsys, "--tracker", "jira", "--delivery-id", "unknown", "--state-table", "state")
+        assert code == 1
+        assert doc["outcome"] is None
