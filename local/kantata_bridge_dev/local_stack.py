@@ -1,0 +1,901 @@
+"""The local stack: the whole pipeline on one machine, with no AWS account and no Docker.
+
+``kantata-bridge demo`` starts it, sends the sample deliveries from events/ over HTTP (signed with the sample
+secrets, including a redelivered duplicate, an out-of-order pair and a forged signature), waits for the
+worker, prints the Kantata status reports and every delivery's outcome, and stops everything.
+``kantata-bridge serve`` keeps it running for your own webhooks (curl, or a tunnel from GitHub/Jira).
+
+What runs, all in this process: moto's server (DynamoDB, SQS, S3, Secrets Manager) on 127.0.0.1 with the
+resources of template.yaml; the Kantata sandbox (or a real Kantata account); an HTTP endpoint shaped like API
+Gateway's HTTP API in front of the real receiver handler; a poller feeding SQS batches to the real worker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import gc
+import hashlib
+import hmac
+import importlib.util
+import json
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import IO, Any, Final
+
+from kantata_bridge_dev.apigw import ApiGatewayShim, Exchange
+from kantata_bridge_dev.poller import SqsPoller
+from kantata_bridge_dev.resources import REPO_ROOT, LocalResources, create_resources
+
+REGION: Final = "us-east-1"
+STACK_PREFIX: Final = "kantata-bridge-local"
+SAMPLE_SECRETS: Final = {"github": ["github-sample-secret"], "jira": ["jira-sample-secret"]}
+SANDBOX_TOKEN: Final = "sandbox-token"  # noqa: S105 - the Kantata sandbox's documented test token
+DEFAULT_ROUTING: Final = REPO_ROOT / "config" / "local-routing.yaml"
+EVENTS_DIR: Final = REPO_ROOT / "events" / "apigw"
+DEFAULT_SERVE_PORT: Final = 8787
+# Headers API Gateway adds or the client stack sets; the rest of a sample event's headers are the tracker's.
+_GATEWAY_HEADERS: Final = frozenset(
+    {"host", "content-length", "x-forwarded-for", "x-forwarded-port", "x-forwarded-proto", "x-amzn-trace-id"}
+)
+
+
+class LocalStackError(RuntimeError):
+    """The local stack could not start (a port taken, the template or routing config unreadable)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerOutcome:
+    """One outcome the worker reported for a delivery (read from its structured 'delivery outcome' log)."""
+
+    dedupe_key: str
+    outcome: str
+    reason: str
+    report_id: str | None = None
+    workspace_id: str | None = None
+
+
+class _OutcomeListener(logging.Handler):
+    """Collects the worker's 'delivery outcome' log records, the same lines an operator reads in CloudWatch."""
+
+    def __init__(self, on_outcome: Callable[[WorkerOutcome], None] | None) -> None:
+        super().__init__(level=logging.INFO)
+        self.outcomes: list[WorkerOutcome] = []
+        self._lock_outcomes = threading.Lock()
+        self._on_outcome = on_outcome
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.getMessage() != "delivery outcome" or not hasattr(record, "dedupe_key"):
+            return
+        outcome = WorkerOutcome(
+            dedupe_key=str(record.dedupe_key),
+            outcome=str(getattr(record, "outcome", "?")),
+            reason=str(getattr(record, "reason", "")),
+            report_id=_text_or_none(getattr(record, "report_id", None)),
+            workspace_id=_text_or_none(getattr(record, "workspace_id", None)),
+        )
+        with self._lock_outcomes:
+            self.outcomes.append(outcome)
+        if self._on_outcome is not None:
+            self._on_outcome(outcome)
+
+    def snapshot(self) -> list[WorkerOutcome]:
+        with self._lock_outcomes:
+            return list(self.outcomes)
+
+
+def _text_or_none(value: Any) -> str | None:
+    return None if value is None else str(value)
+
+
+class _Environment:
+    """Sets environment variables for the in-process handlers and puts the old values back on restore."""
+
+    def __init__(self) -> None:
+        self._saved: dict[str, str | None] = {}
+
+    def set(self, values: Mapping[str, str | None]) -> None:
+        for name, value in values.items():
+            self._saved.setdefault(name, os.environ.get(name))
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+    def restore(self) -> None:
+        for name, value in self._saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        self._saved.clear()
+
+
+def reset_process_caches() -> None:
+    """Forget every client and setting the bridge cached, so handlers rebuild them from the environment.
+
+    The handlers cache boto3 clients and settings for the life of a Lambda sandbox (functools.cache,
+    Powertools' parameter providers). A local stack started twice in one process has a new moto endpoint,
+    so those caches must go.
+    """
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("kantata_bridge.") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear) and getattr(value, "__module__", None) == name:
+                clear()
+    parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters.base")
+    if parameters is not None:
+        parameters.DEFAULT_PROVIDERS.clear()
+
+
+def _swap_stream(handler: logging.StreamHandler[Any], stream: Any) -> Any:
+    """Point ``handler`` at ``stream`` and return the old one. Not ``setStream``: it flushes the old stream,
+    which may already be closed (e.g. a test's captured stdout the logger was created with)."""
+    handler.acquire()
+    try:
+        old, handler.stream = handler.stream, stream
+    finally:
+        handler.release()
+    return old
+
+
+def _load_handler(path: Path, module_name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise LocalStackError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@dataclass
+class LocalStack:
+    """The pipeline on 127.0.0.1. Use as a context manager, or call ``start()`` and (always) ``stop()``."""
+
+    routing_config: Path = DEFAULT_ROUTING
+    host: str = "127.0.0.1"
+    port: int = 0
+    kantata_base_url: str | None = None
+    kantata_token: str | None = None
+    webhook_secrets: Mapping[str, list[str]] = field(default_factory=lambda: dict(SAMPLE_SECRETS))
+    visibility_timeout: int = 2
+    max_receive_count: int | None = 3
+    log_stream: IO[str] | None = None
+    on_outcome: Callable[[WorkerOutcome], None] | None = None
+    on_exchange: Callable[[Exchange], None] | None = None
+
+    def __post_init__(self) -> None:
+        self.moto: Any = None
+        self.sandbox: Any = None
+        self.api: ApiGatewayShim | None = None
+        self.poller: SqsPoller | None = None
+        self.resources: LocalResources | None = None
+        self.endpoint_url: str | None = None
+        self.exchanges: list[Exchange] = []
+        self._env = _Environment()
+        self._listener = _OutcomeListener(self._outcome_seen)
+        self._log_state: list[tuple[logging.StreamHandler[Any], Any]] = []
+        self._devnull: IO[str] | None = None
+        self._bridge_logger: logging.Logger | None = None
+        self._bridge_level = logging.NOTSET
+        self._werkzeug_level = logging.NOTSET
+        self._module_names: list[str] = []
+        self._outcome_event = threading.Condition()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> LocalStack:
+        """Start everything. Raises LocalStackError (after stopping what did start) when a part fails."""
+        try:
+            self._start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        werkzeug = logging.getLogger("werkzeug")  # moto's server logs every request at INFO otherwise
+        self._werkzeug_level = werkzeug.level
+        werkzeug.setLevel(logging.WARNING)
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.moto.start()
+        host, port = self.moto.get_host_and_port()
+        self.endpoint_url = f"http://{host}:{port}"
+        self._reset_moto()
+        self._env.set(
+            {
+                "AWS_ENDPOINT_URL": self.endpoint_url,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",  # moto's dummy credentials
+                "AWS_SESSION_TOKEN": None,
+                "AWS_PROFILE": None,
+                "AWS_DEFAULT_REGION": REGION,
+                "AWS_REGION": REGION,
+                "AWS_EC2_METADATA_DISABLED": "true",
+            }
+        )
+        session = self.session()
+
+        token = self.kantata_token
+        base_url = self.kantata_base_url
+        routes = self._routes()
+        if base_url is None:
+            from kantata_sandbox.server import KantataSandbox
+
+            self.sandbox = KantataSandbox(port=0, token=SANDBOX_TOKEN).start()
+            base_url, token = self.sandbox.base_url, SANDBOX_TOKEN
+            for route in routes:
+                if route.workspace_id not in self.sandbox.state.workspaces:
+                    self.sandbox.add_workspace(route.name or route.source, workspace_id=route.workspace_id)
+        if not token:
+            raise LocalStackError("a Kantata token is needed when a Kantata base URL is given")
+
+        self.resources = res = create_resources(
+            session,
+            prefix=STACK_PREFIX,
+            webhook_secrets=self.webhook_secrets,
+            kantata_token=token,
+            visibility_timeout=self.visibility_timeout,
+            max_receive_count=self.max_receive_count,
+        )
+        self._env.set(
+            {
+                "POWERTOOLS_SERVICE_NAME": "kantata-bridge",
+                "POWERTOOLS_METRICS_NAMESPACE": "KantataBridge",
+                "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines would flood the terminal; nothing reads them
+                "LOG_LEVEL": "INFO",
+                "QUEUE_URL": res.queue_url,
+                "PAYLOAD_BUCKET": res.payload_bucket,
+                "WEBHOOK_SECRETS_NAME": res.webhook_secrets_name,
+                "IDEMPOTENCY_TABLE": res.idempotency_table,
+                "STATE_TABLE": res.state_table,
+                "KANTATA_BASE_URL": base_url,
+                "KANTATA_TOKEN_SECRET_NAME": res.kantata_token_secret_name,
+                "ROUTING_CONFIG_FILE": str(self.routing_config),
+                "ROUTING_CONFIG_PARAMETER": None,
+            }
+        )
+        reset_process_caches()
+        suffix = secrets.token_hex(4)
+        receiver = _load_handler(REPO_ROOT / "functions/webhook_receiver/app.py", f"_local_receiver_{suffix}")
+        worker = _load_handler(REPO_ROOT / "functions/sync_worker/app.py", f"_local_worker_{suffix}")
+        self._module_names = [receiver.__name__, worker.__name__]
+        self._capture_logs()
+        from kantata_bridge.observability import metrics as bridge_metrics
+
+        def clearing_metrics(
+            handler: Callable[[dict[str, Any], Any], Any],
+        ) -> Callable[[dict[str, Any], Any], Any]:
+            # With POWERTOOLS_METRICS_DISABLED, Powertools never flushes, so nothing clears the metric set:
+            # clear it after each invocation, as a flush in Lambda would.
+            def invoke(event: dict[str, Any], context: Any) -> Any:
+                try:
+                    return handler(event, context)
+                finally:
+                    bridge_metrics.clear_metrics()
+
+            return invoke
+
+        lock = threading.Lock()
+        self.api = ApiGatewayShim(
+            clearing_metrics(receiver.lambda_handler),
+            host=self.host,
+            port=self.port,
+            lock=lock,
+            on_exchange=self._exchange_seen,
+        )
+        try:
+            self.api.start()
+        except OSError as exc:
+            raise LocalStackError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
+        self.poller = SqsPoller(
+            sqs=session.client("sqs"),
+            queue_url=res.queue_url,
+            queue_arn=res.queue_arn,
+            handler=clearing_metrics(worker.lambda_handler),
+            region=REGION,
+            lock=lock,
+        ).start()
+
+    def stop(self) -> None:
+        """Stop the poller, the endpoint, the sandbox and moto; put the environment back. Safe to call twice."""
+        if self.poller is not None:
+            self.poller.stop()
+            self.poller = None
+        if self.api is not None:
+            self.api.stop()
+            self.api = None
+        # Drop the handlers' cached clients now: their keep-alive connections hold the sandbox's and moto's
+        # request threads open until the sockets close (collected here rather than at interpreter exit).
+        for name in self._module_names:
+            sys.modules.pop(name, None)
+        self._module_names = []
+        reset_process_caches()
+        gc.collect()
+        if self.sandbox is not None:
+            self.sandbox.stop()
+            self.sandbox = None
+        if self.moto is not None:
+            self._reset_moto()
+            self.moto.stop()
+            server = getattr(self.moto, "_server", None)  # moto's stop() leaves the socket open
+            if server is not None:
+                server.server_close()
+            self.moto = None
+        self._release_logs()
+        logging.getLogger("werkzeug").setLevel(self._werkzeug_level)
+        self._env.restore()
+        reset_process_caches()
+
+    def _reset_moto(self) -> None:
+        """Empty moto's backends: they are process-wide, so an earlier stack's tables would still exist."""
+        import requests
+
+        requests.post(f"{self.endpoint_url}/moto-api/reset", timeout=10).raise_for_status()
+
+    # ------------------------------------------------------------------ logs
+
+    def _capture_logs(self) -> None:
+        """Send the handlers' JSON logs to ``log_stream`` (not the terminal) and listen for outcomes."""
+        from kantata_bridge.observability import logger as bridge_logger
+
+        std = logging.getLogger(bridge_logger.name)
+        self._bridge_logger = std
+        self._bridge_level = std.level
+        std.setLevel(logging.INFO)  # the outcome lines are INFO, whatever LOG_LEVEL was at first import
+        sink = self.log_stream if self.log_stream is not None else open(os.devnull, "w")  # noqa: SIM115
+        for handler in std.handlers:
+            if isinstance(handler, logging.StreamHandler) and not isinstance(handler, _OutcomeListener):
+                self._log_state.append((handler, _swap_stream(handler, sink)))
+        self._devnull = sink if self.log_stream is None else None
+        std.addHandler(self._listener)
+
+    def _release_logs(self) -> None:
+        std = self._bridge_logger
+        if std is None:
+            return
+        std.removeHandler(self._listener)
+        for handler, stream in self._log_state:
+            _swap_stream(handler, stream)
+        self._log_state = []
+        std.setLevel(self._bridge_level)
+        if self._devnull is not None:
+            self._devnull.close()
+            self._devnull = None
+        self._bridge_logger = None
+
+    def _outcome_seen(self, outcome: WorkerOutcome) -> None:
+        with self._outcome_event:
+            self._outcome_event.notify_all()
+        if self.on_outcome is not None:
+            self.on_outcome(outcome)
+
+    def _exchange_seen(self, exchange: Exchange) -> None:
+        self.exchanges.append(exchange)
+        if self.on_exchange is not None:
+            self.on_exchange(exchange)
+
+    # ------------------------------------------------------------------ reading the stack
+
+    def session(self) -> Any:
+        """A boto3 Session aimed at the moto server (credentials and region from the environment set up)."""
+        import boto3
+
+        return boto3.session.Session(
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
+            region_name=REGION,
+        )
+
+    def webhook_url(self, tracker: str) -> str:
+        if self.api is None:
+            raise LocalStackError("the local stack is not running")
+        return self.api.webhook_url(tracker)
+
+    @property
+    def outcomes(self) -> list[WorkerOutcome]:
+        """Every outcome the worker reported so far, in order."""
+        return self._listener.snapshot()
+
+    def outcome_store(self) -> Any:
+        """The worker's durable outcome store (state table) on the moto server."""
+        from kantata_bridge.worker.outcomes import OutcomeStore
+
+        assert self.resources is not None
+        return OutcomeStore(self.resources.state_table, self.session().client("dynamodb"))
+
+    def queue_depth(self, queue_url: str | None = None) -> int:
+        """Messages in the queue, visible or in flight (default: the events queue)."""
+        assert self.resources is not None
+        attrs = (
+            self.session()
+            .client("sqs")
+            .get_queue_attributes(
+                QueueUrl=queue_url or self.resources.queue_url,
+                AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+            )["Attributes"]
+        )
+        return int(attrs["ApproximateNumberOfMessages"]) + int(attrs["ApproximateNumberOfMessagesNotVisible"])
+
+    def wait_until_drained(self, timeout: float = 30.0) -> bool:
+        """Wait until the events queue is empty and no batch is running. False if ``timeout`` passed first."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            poller_idle = self.poller is None or not self.poller.busy
+            if poller_idle and self.queue_depth() == 0:
+                return True
+            time.sleep(0.05)
+        return False
+
+    def wait_for_outcomes(self, count: int, timeout: float = 30.0) -> bool:
+        """Wait until the worker has reported at least ``count`` outcomes. False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._outcome_event:
+            while len(self.outcomes) < count:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    return False
+                self._outcome_event.wait(min(left, 0.2))
+        return True
+
+    def _routes(self) -> list[Any]:
+        from kantata_bridge.mapping.config import ConfigError, parse_config
+
+        try:
+            return list(parse_config(self.routing_config.read_bytes(), str(self.routing_config)).routes)
+        except OSError as exc:
+            raise LocalStackError(
+                f"cannot read the routing config {self.routing_config}: {exc.strerror}"
+            ) from None
+        except ConfigError as exc:
+            raise LocalStackError(str(exc)) from None
+
+
+# ---------------------------------------------------------------------- sample deliveries
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """One HTTP delivery to send: tracker, headers as the tracker sends them, and the raw body."""
+
+    label: str
+    tracker: str
+    headers: Mapping[str, str]
+    body: bytes
+    note: str = ""
+
+    @property
+    def delivery_id(self) -> str:
+        return (
+            self.headers.get("x-github-delivery") or self.headers.get("x-atlassian-webhook-identifier") or "-"
+        )
+
+    @property
+    def dedupe_key(self) -> str:
+        """What the worker keys idempotency on (the envelope's rule: tracker + hook id + delivery id)."""
+        from kantata_bridge.envelope import DeliveryEnvelope
+
+        envelope = DeliveryEnvelope(
+            self.tracker, "", self.delivery_id, "", hook_id=self.headers.get("x-github-hook-id")
+        )
+        return envelope.dedupe_key
+
+
+def sample_delivery(name: str, *, label: str | None = None, note: str = "") -> Delivery:
+    """The tracker's side of events/apigw/<name>.json: its headers (not API Gateway's) and raw body."""
+    import base64
+
+    event = json.loads((EVENTS_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    raw = event.get("body") or ""
+    body = base64.b64decode(raw) if event.get("isBase64Encoded") else raw.encode("utf-8")
+    headers = {k: v for k, v in event["headers"].items() if k not in _GATEWAY_HEADERS}
+    return Delivery(label or name, event["pathParameters"]["tracker"], headers, body, note)
+
+
+def sign(tracker: str, body: bytes, secret: str) -> dict[str, str]:
+    """The signature header a tracker sends for ``body`` (GitHub X-Hub-Signature-256, Jira X-Hub-Signature)."""
+    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"x-hub-signature-256" if tracker == "github" else "x-hub-signature": f"sha256={digest}"}
+
+
+def demo_deliveries() -> list[Delivery]:
+    """The demo's deliveries, in sending order."""
+    push_body = json.dumps(
+        {"ref": "refs/heads/main", "repository": {"full_name": "acme/webapp"}}, separators=(",", ":")
+    ).encode()
+    push = Delivery(
+        "github_push",
+        "github",
+        {
+            "content-type": "application/json",
+            "user-agent": "GitHub-Hookshot/8c3f0e1",
+            "x-github-event": "push",
+            "x-github-delivery": "0d5e7f60-c7d0-11f0-8a1b-3c4d5e6f7a80",
+            "x-github-hook-id": "498765432",
+            **sign("github", push_body, SAMPLE_SECRETS["github"][0]),
+        },
+        push_body,
+        "event type not subscribed",
+    )
+    created = sample_delivery("jira_issue_created")
+    forged = Delivery(
+        "jira_issue_created",
+        "jira",
+        {**created.headers, "x-atlassian-webhook-identifier": "8f3a2b1c-4d5e-4f60-9a7b-0000000100ff"}
+        | sign("jira", created.body, "not-the-secret"),
+        created.body,
+        "forged signature",
+    )
+    return [
+        sample_delivery("github_ping"),
+        sample_delivery("github_issues_opened"),
+        sample_delivery("github_issues_labeled_blocked"),
+        sample_delivery("github_pull_request_opened"),
+        sample_delivery("github_pull_request_closed_merged"),
+        sample_delivery("github_issues_closed"),
+        sample_delivery("github_issues_opened", note="redelivered (duplicate)"),
+        push,
+        created,
+        sample_delivery("jira_issue_updated_done", note="newer update sent first"),
+        sample_delivery("jira_issue_updated_in_progress", note="older update, arrives late"),
+        forged,
+    ]
+
+
+def post(url: str, delivery: Delivery, timeout: float = 10.0) -> tuple[int, dict[str, Any]]:
+    """POST ``delivery`` to ``url``; returns the status and the JSON answer (empty dict if not JSON)."""
+    import requests
+
+    response = requests.post(url, data=delivery.body, headers=dict(delivery.headers), timeout=timeout)
+    try:
+        answer = response.json()
+    except ValueError:
+        answer = {}
+    return response.status_code, answer if isinstance(answer, dict) else {}
+
+
+# ---------------------------------------------------------------------- tables
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRow:
+    label: str
+    note: str
+    delivery_id: str
+    status: int
+    outcome: str
+    detail: str
+
+
+def format_table(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain fixed-width text table."""
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def report_rows(sandbox: Any) -> list[list[str]]:
+    """The sandbox's status reports with their external references, oldest first."""
+    state = sandbox.state
+    refs = {
+        str(r.subject_id): r
+        for r in state.external_references.values()
+        if r.subject_type.lower() == "statusreport"
+    }
+    rows = []
+    for report in sorted(state.status_reports.values(), key=lambda r: int(r.id)):
+        ws = state.workspaces.get(report.workspace_id)
+        ref = refs.get(str(report.id))
+        first_line = report.description.splitlines()[0] if report.description else ""
+        rows.append(
+            [
+                report.id,
+                ws.title if ws else report.workspace_id,
+                report.color,
+                ref.service_model_ref if ref else "-",
+                (ref.external_status or "-") if ref else "-",
+                _clip(first_line, 60),
+            ]
+        )
+    return rows
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def delivery_rows(
+    sent: list[tuple[Delivery, int, dict[str, Any]]], outcomes: list[WorkerOutcome]
+) -> list[DeliveryRow]:
+    """Pair each sent delivery with its answer and, if it was queued, the worker's outcome for it (the n-th
+    outcome of a dedupe key belongs to the n-th queued delivery with that key)."""
+    by_key: dict[str, list[WorkerOutcome]] = {}
+    for reported in outcomes:
+        by_key.setdefault(reported.dedupe_key, []).append(reported)
+    rows = []
+    for delivery, status, answer in sent:
+        if status == 202:
+            queue = by_key.get(delivery.dedupe_key, [])
+            found = queue.pop(0) if queue else None
+            if found is None:
+                outcome, detail = "pending", "no outcome yet"
+            else:
+                outcome = found.outcome
+                detail = (
+                    f"report {found.report_id}" if found.report_id and outcome == "posted" else found.reason
+                )
+        else:
+            outcome = str(answer.get("status", "rejected"))
+            detail = str(answer.get("reason") or answer.get("event_type") or answer.get("message") or "")
+        rows.append(DeliveryRow(delivery.label, delivery.note, delivery.delivery_id, status, outcome, detail))
+    return rows
+
+
+# ---------------------------------------------------------------------- commands
+
+
+def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    parser.add_argument(
+        "--routing-config",
+        type=Path,
+        default=DEFAULT_ROUTING,
+        help="routing YAML for the worker; the sandbox gets one workspace per route (default: %(default)s)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address the webhook endpoint listens on")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_SERVE_PORT if name == "serve" else 0,
+        help="port of the webhook endpoint (0: a free port; default: %(default)s)",
+    )
+    parser.add_argument(
+        "--log-file",
+        type=Path,
+        default=Path(".local-stack") / f"{name}.log",
+        help="where the functions' JSON logs go (default: %(default)s)",
+    )
+    if name == "demo":
+        parser.add_argument(
+            "--timeout",
+            type=float,
+            default=90.0,
+            help="seconds to wait for the worker in total (default: 90)",
+        )
+    else:
+        parser.add_argument(
+            "--kantata-base-url", help="a real Kantata API base URL instead of the sandbox (needs a token)"
+        )
+        parser.add_argument(
+            "--kantata-token-env",
+            metavar="VAR",
+            help="name of the environment variable holding the Kantata token (never pass a token itself)",
+        )
+        parser.add_argument(
+            "--webhook-secrets-env",
+            metavar="VAR",
+            help='environment variable holding webhook secrets JSON ({"github": ["..."], "jira": ["..."]}); '
+            "default: the sample secrets",
+        )
+        parser.add_argument(
+            "--duration",
+            type=float,
+            default=None,
+            help="stop after this many seconds (default: until Ctrl-C)",
+        )
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def run(args: argparse.Namespace) -> int:
+    if threading.current_thread() is threading.main_thread():
+        # Ctrl-C and SIGTERM both stop the stack cleanly (a shell may start background jobs with SIGINT ignored).
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        if args.command == "demo":
+            return run_demo(args)
+        return run_serve(args)
+    except KeyboardInterrupt:
+        print("\ninterrupted; local stack stopped", file=sys.stderr)
+        return 130
+    except LocalStackError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+@contextlib.contextmanager
+def _log_file(path: Path) -> Iterator[IO[str]]:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a", encoding="utf-8") as stream:
+        yield stream
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    """Send the sample deliveries through the local stack and print what became of them."""
+    started = time.monotonic()
+    deadline = started + args.timeout
+    sent: list[tuple[Delivery, int, dict[str, Any]]] = []
+    with (
+        _log_file(args.log_file) as log,
+        LocalStack(
+            routing_config=args.routing_config, host=args.host, port=args.port, log_stream=log
+        ) as stack,
+    ):
+        print(
+            f"local stack up: webhooks at {stack.webhook_url('{tracker}')}, AWS (moto) at {stack.endpoint_url},"
+        )
+        print(f"Kantata sandbox at {stack.sandbox.base_url}; function logs in {args.log_file}\n")
+        for delivery in demo_deliveries():
+            status, answer = post(stack.webhook_url(delivery.tracker), delivery)
+            sent.append((delivery, status, answer))
+            print(f"  sent {delivery.label:<36} {status}  {answer.get('status', '')}")
+            if status == 202:
+                # One at a time, so the out-of-order pair reaches the worker in the order sent.
+                stack.wait_until_drained(max(0.0, deadline - time.monotonic()))
+        drained = stack.wait_until_drained(max(0.0, deadline - time.monotonic()))
+        outcomes = stack.outcomes
+        reports = report_rows(stack.sandbox)
+    rows = delivery_rows(sent, outcomes)
+    print("\nKantata status reports created")
+    print(
+        format_table(["id", "workspace", "colour", "external ref", "external status", "description"], reports)
+    )
+    print("\nDeliveries")
+    print(
+        format_table(
+            ["delivery", "note", "delivery id", "HTTP", "outcome", "reason / report"],
+            [
+                [r.label, r.note, r.delivery_id[:13], str(r.status), r.outcome, _clip(r.detail, 70)]
+                for r in rows
+            ],
+        )
+    )
+    pending = [r for r in rows if r.outcome == "pending"]
+    print(f"\n{len(reports)} reports, {len(rows)} deliveries in {time.monotonic() - started:.1f} s")
+    if not drained or pending:
+        print(f"error: {len(pending)} deliveries had no outcome before the timeout", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _kantata_target(args: argparse.Namespace) -> tuple[str | None, str | None]:
+    if args.kantata_base_url is None:
+        if args.kantata_token_env:
+            raise LocalStackError("--kantata-token-env needs --kantata-base-url")
+        return None, None
+    if not args.kantata_token_env:
+        raise LocalStackError(
+            "--kantata-base-url needs --kantata-token-env VAR (the token is read from $VAR)"
+        )
+    token = os.environ.get(args.kantata_token_env, "").strip()
+    if not token:
+        raise LocalStackError(f"environment variable {args.kantata_token_env} is empty or not set")
+    return args.kantata_base_url, token
+
+
+def _webhook_secrets(args: argparse.Namespace) -> dict[str, list[str]]:
+    if not args.webhook_secrets_env:
+        return dict(SAMPLE_SECRETS)
+    raw = os.environ.get(args.webhook_secrets_env, "")
+    try:
+        doc = json.loads(raw)
+    except json.JSONDecodeError:
+        raise LocalStackError(f"{args.webhook_secrets_env} does not hold a JSON object") from None
+    if not isinstance(doc, dict):
+        raise LocalStackError(f"{args.webhook_secrets_env} does not hold a JSON object")
+    return {str(k): v if isinstance(v, list) else [v] for k, v in doc.items()}
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Keep the local stack up, printing a line per request and per worker outcome, until Ctrl-C."""
+    base_url, token = _kantata_target(args)
+    secrets_doc = _webhook_secrets(args)
+
+    def show_exchange(exchange: Exchange) -> None:
+        try:
+            answer = json.loads(exchange.response_body)
+        except ValueError:
+            answer = {}
+        detail = answer.get("delivery_id") or answer.get("reason") or answer.get("event_type") or ""
+        print(
+            f"{_now()}  HTTP {exchange.status} {exchange.method} {exchange.path}  {answer.get('status', '')} {detail}"
+        )
+
+    def show_outcome(outcome: WorkerOutcome) -> None:
+        detail = (
+            f"report {outcome.report_id}"
+            if outcome.report_id and outcome.outcome == "posted"
+            else outcome.reason
+        )
+        print(f"{_now()}  outcome {outcome.outcome:<8} {outcome.dedupe_key}  {detail}", flush=True)
+
+    with (
+        _log_file(args.log_file) as log,
+        LocalStack(
+            routing_config=args.routing_config,
+            host=args.host,
+            port=args.port,
+            kantata_base_url=base_url,
+            kantata_token=token,
+            webhook_secrets=secrets_doc,
+            log_stream=log,
+            on_outcome=show_outcome,
+            on_exchange=show_exchange,
+        ) as stack,
+    ):
+        print(_serve_banner(stack, secrets_doc, args), flush=True)
+        if args.duration is not None:
+            time.sleep(args.duration)
+        else:
+            threading.Event().wait()  # until Ctrl-C
+    return 0
+
+
+def _now() -> str:
+    return dt.datetime.now().strftime("%H:%M:%S")
+
+
+def _serve_banner(stack: LocalStack, secrets_doc: Mapping[str, list[str]], args: argparse.Namespace) -> str:
+    github = stack.webhook_url("github")
+    res = stack.resources
+    assert res is not None
+    kantata = (
+        stack.sandbox.base_url + f" (sandbox, token {SANDBOX_TOKEN})"
+        if stack.sandbox
+        else args.kantata_base_url
+    )
+    lines = [
+        "kantata-bridge local stack is running (Ctrl-C to stop)",
+        "",
+        f"  GitHub webhook URL : {github}   content type application/json",
+        f"  Jira webhook URL   : {stack.webhook_url('jira')}",
+    ]
+    if not args.webhook_secrets_env:
+        lines += [
+            f"  GitHub secret      : {secrets_doc['github'][0]}   (sample secret: local use only)",
+            f"  Jira secret        : {secrets_doc['jira'][0]}",
+        ]
+    lines += [
+        f"  Kantata            : {kantata}",
+        f"  AWS (moto)         : {stack.endpoint_url}  (e.g. aws --endpoint-url {stack.endpoint_url} sqs list-queues)",
+        f"  routing config     : {args.routing_config}",
+        f"  function logs      : {args.log_file}",
+        "",
+        "Redrive dead-lettered and parked deliveries (after a fix):",
+        f"  kantata-bridge redrive --endpoint-url {stack.endpoint_url} --queue-url {res.queue_url} \\",
+        f"    --dead-letter-queue-url {res.dead_letter_queue_url} --state-table {res.state_table}",
+        "",
+        "Try it (a signed GitHub delivery of a sample payload):",
+        "  body=events/payloads/github_issues_opened.json",
+        "  sig=$(openssl dgst -sha256 -hmac github-sample-secret < $body | sed 's/^.* //')",
+        f"  curl -sS -X POST {github} -H 'content-type: application/json' \\",
+        "    -H 'x-github-event: issues' -H \"x-github-delivery: $(python3 -c 'import uuid; print(uuid.uuid4())')\" \\",
+        '    -H "x-hub-signature-256: sha256=$sig" --data-binary @$body',
+        "",
+    ]
+    return "\n".join(lines)

@@ -1,0 +1,92 @@
+"""`kantata-bridge serve`: the local stack kept running for a person's own webhooks, optionally against a
+real Kantata account (here: a separate sandbox standing in for one, with its own token)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import socket
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+import requests
+from kantata_bridge_dev.cli import main as cli
+from kantata_sandbox.server import KantataSandbox
+
+pytestmark = pytest.mark.e2e
+
+PAYLOADS = Path(__file__).resolve().parents[2] / "events" / "payloads"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_serve_posts_to_the_kantata_account_given_with_a_token_from_the_environment(
+    tmp_path, monkeypatch, capsys
+):
+    # Given a Kantata account (a sandbox with its own token) holding the routed workspace
+    with KantataSandbox(token="account-token") as account:
+        account.add_workspace("Project PROJ", workspace_id="41002")
+        monkeypatch.setenv("MY_KANTATA_TOKEN", "account-token")
+        port = free_port()
+        args = [
+            "serve",
+            "--port",
+            str(port),
+            "--duration",
+            "8",
+            "--kantata-base-url",
+            account.base_url,
+            "--kantata-token-env",
+            "MY_KANTATA_TOKEN",
+            "--log-file",
+            str(tmp_path / "serve.log"),
+        ]
+        result: list[int] = []
+        runner = threading.Thread(target=lambda: result.append(cli(args)))
+        runner.start()
+        # When a signed Jira delivery arrives on the served URL
+        body = (PAYLOADS / "jira_issue_created.json").read_bytes()
+        headers = {
+            "Content-Type": "application/json",
+            "X-Atlassian-Webhook-Identifier": str(uuid.uuid4()),
+            "X-Hub-Signature": "sha256=" + hmac.new(b"jira-sample-secret", body, hashlib.sha256).hexdigest(),
+        }
+        status = None
+        for _ in range(50):  # the stack takes a moment to start
+            try:
+                status = requests.post(
+                    f"http://127.0.0.1:{port}/webhooks/jira", data=body, headers=headers, timeout=5
+                ).status_code
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        deadline = time.monotonic() + 20
+        while not account.state.status_reports and time.monotonic() < deadline:
+            time.sleep(0.1)
+        runner.join(timeout=30)
+    # Then the report is in that account, serve printed the request and the outcome, and it ended cleanly
+    assert status == 202
+    assert [r.workspace_id for r in account.state.status_reports.values()] == ["41002"]
+    out = capsys.readouterr().out
+    assert "Jira webhook URL" in out
+    assert "HTTP 202 POST /webhooks/jira" in out
+    assert "outcome posted" in out
+    assert "account-token" not in out
+    assert result == [0]
+
+
+def test_serve_refuses_a_kantata_url_without_a_token_variable(capsys, monkeypatch):
+    monkeypatch.delenv("NO_SUCH_TOKEN", raising=False)
+    assert cli(["serve", "--kantata-base-url", "https://example.invalid/api/v1"]) == 2
+    assert "--kantata-token-env" in capsys.readouterr().err
+    assert (
+        cli(["serve", "--kantata-base-url", "https://x.invalid", "--kantata-token-env", "NO_SUCH_TOKEN"]) == 2
+    )
+    assert "NO_SUCH_TOKEN is empty or not set" in capsys.readouterr().err

@@ -1,0 +1,378 @@
+"""The SAM template keeps the properties a safe, working deployment relies on.
+
+The template is parsed with cfn-lint's decoder (it understands the CloudFormation short tags such as !Ref and
+!GetAtt), so these tests read the same document `sam deploy` would send.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from cfnlint.decode import cfn_yaml
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_PATH = ROOT / "template.yaml"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return dict(cfn_yaml.load(str(TEMPLATE_PATH)))
+
+
+def _resources(template: dict[str, Any], type_name: str) -> dict[str, dict[str, Any]]:
+    return {name: r for name, r in template["Resources"].items() if r["Type"] == type_name}
+
+
+def _function(template: dict[str, Any], name: str) -> dict[str, Any]:
+    """A function's properties with the template's Globals applied underneath (as SAM does)."""
+    merged = dict(template["Globals"]["Function"])
+    merged.update(template["Resources"][name]["Properties"])
+    return merged
+
+
+def _parameter_default(template: dict[str, Any], ref: Any) -> Any:
+    assert isinstance(ref, dict), f"expected a parameter reference, got {ref!r}"
+    assert set(ref) == {"Ref"}, f"expected a parameter reference, got {ref!r}"
+    return template["Parameters"][ref["Ref"]]
+
+
+def _worker_event(template: dict[str, Any]) -> dict[str, Any]:
+    events = template["Resources"]["SyncWorkerFunction"]["Properties"]["Events"]
+    (sqs_event,) = [e for e in events.values() if e["Type"] == "SQS"]
+    return dict(sqs_event["Properties"])
+
+
+# ---------------------------------------------------------------- queue and worker
+
+
+def test_queue_visibility_timeout_covers_six_worker_timeouts_plus_the_batching_window(template):
+    # Given the worker's timeout and the largest batching window the parameter allows
+    worker_timeout = _function(template, "SyncWorkerFunction")["Timeout"]
+    window = _parameter_default(template, _worker_event(template)["MaximumBatchingWindowInSeconds"])
+    # When reading the queue's visibility timeout
+    visibility = template["Resources"]["EventsQueue"]["Properties"]["VisibilityTimeout"]
+    # Then a message cannot reappear while a worker may still be processing it
+    assert visibility >= 6 * worker_timeout + window["MaxValue"]
+
+
+def test_worker_reports_partial_batch_failures(template):
+    assert _worker_event(template)["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_worker_concurrency_is_capped_by_a_parameter_of_at_least_two(template):
+    cap = _worker_event(template)["ScalingConfig"]["MaximumConcurrency"]
+    param = _parameter_default(template, cap)
+    assert param["MinValue"] == 2  # the SQS event source's minimum
+    assert param["Default"] >= 2
+
+
+def test_worker_batch_size_and_window_are_parameters(template):
+    event = _worker_event(template)
+    assert _parameter_default(template, event["BatchSize"])["Default"] >= 1
+    assert _parameter_default(template, event["MaximumBatchingWindowInSeconds"])["Default"] >= 0
+
+
+def test_queue_dead_letters_after_max_receive_count_parameter(template):
+    redrive = template["Resources"]["EventsQueue"]["Properties"]["RedrivePolicy"]
+    assert redrive["deadLetterTargetArn"] == {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]}
+    assert _parameter_default(template, redrive["maxReceiveCount"])["Default"] >= 1
+
+
+def test_dead_letter_queue_keeps_messages_14_days_longer_than_the_source_queue(template):
+    dlq = template["Resources"]["DeadLetterQueue"]["Properties"]
+    queue = template["Resources"]["EventsQueue"]["Properties"]
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    # SQS keeps the original enqueue time when dead-lettering, so the DLQ must outlive the source queue.
+    assert dlq["MessageRetentionPeriod"] > queue["MessageRetentionPeriod"]
+
+
+@pytest.mark.parametrize("queue", ["EventsQueue", "DeadLetterQueue"])
+def test_queues_are_encrypted_at_rest(template, queue):
+    props = template["Resources"][queue]["Properties"]
+    assert props.get("SqsManagedSseEnabled") is True or "KmsMasterKeyId" in props
+
+
+# ---------------------------------------------------------------- tables
+
+
+@pytest.mark.parametrize("table", ["IdempotencyTable", "StateTable"])
+def test_tables_are_on_demand_with_point_in_time_recovery_and_encryption(template, table):
+    props = template["Resources"][table]["Properties"]
+    assert props["BillingMode"] == "PAY_PER_REQUEST"
+    assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+    assert props["SSESpecification"]["SSEEnabled"] is True
+
+
+def test_idempotency_table_keys_and_ttl_match_the_workers_persistence_layer(template):
+    # Given the persistence layer the worker builds (Powertools' DynamoDB layer, subclassed)
+    from kantata_bridge.worker.idempotency import OutcomeRecordingPersistenceLayer
+    from kantata_bridge.worker.outcomes import OutcomeStore
+
+    layer = OutcomeRecordingPersistenceLayer(
+        "t", outcomes=OutcomeStore("s", client=object()), boto3_client=object()
+    )
+    # Then the table is keyed and expires on the attributes it writes
+    props = template["Resources"]["IdempotencyTable"]["Properties"]
+    assert props["KeySchema"] == [{"AttributeName": layer.key_attr, "KeyType": "HASH"}]
+    assert props["TimeToLiveSpecification"] == {"AttributeName": layer.expiry_attr, "Enabled": True}
+
+
+def test_state_table_has_the_keys_gsi_and_ttl_the_worker_writes(template):
+    # Given an outcome item as the worker writes it
+    from kantata_bridge.worker.outcomes import GSI_NAME, Outcome, OutcomeKind, OutcomeStore
+
+    outcome = Outcome(
+        "jira:-:d1", OutcomeKind.POSTED, "posted", "2026-11-24T00:00:00", object_key="jira:issue:P-1"
+    )
+    item = OutcomeStore("state", client=object()).outcome_item(outcome)
+    props = template["Resources"]["StateTable"]["Properties"]
+    # Then the table's keys, GSI and TTL are attributes of that item
+    assert props["KeySchema"] == [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    (gsi,) = props["GlobalSecondaryIndexes"]
+    assert gsi["IndexName"] == GSI_NAME
+    assert [k["AttributeName"] for k in gsi["KeySchema"]] == ["gsi1pk", "gsi1sk"]
+    assert gsi["Projection"] == {"ProjectionType": "ALL"}
+    ttl = props["TimeToLiveSpecification"]
+    assert ttl["Enabled"] is True
+    assert "N" in item[ttl["AttributeName"]]  # DynamoDB TTL needs a number (epoch seconds)
+    defined = {a["AttributeName"] for a in props["AttributeDefinitions"]}
+    assert defined == {"pk", "sk", "gsi1pk", "gsi1sk"}
+    assert defined <= set(item)
+
+
+# ---------------------------------------------------------------- payload bucket
+
+
+def test_payload_bucket_blocks_public_access_and_is_encrypted(template):
+    props = template["Resources"]["PayloadBucket"]["Properties"]
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    (rule,) = props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"]["SSEAlgorithm"] in {"aws:kms", "AES256"}
+
+
+def test_payload_bucket_policy_denies_requests_without_tls(template):
+    policy = template["Resources"]["PayloadBucketPolicy"]["Properties"]
+    assert policy["Bucket"] == {"Ref": "PayloadBucket"}
+    denies = [
+        s
+        for s in policy["PolicyDocument"]["Statement"]
+        if s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    ]
+    assert denies, "no statement denies aws:SecureTransport=false"
+
+
+def test_payloads_expire_after_the_dead_letter_queue_retention(template):
+    rules = template["Resources"]["PayloadBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    expiring = [r for r in rules if r["Status"] == "Enabled" and "ExpirationInDays" in r]
+    assert expiring
+    days = _parameter_default(template, expiring[0]["ExpirationInDays"])
+    dlq_days = template["Resources"]["DeadLetterQueue"]["Properties"]["MessageRetentionPeriod"] / 86400
+    # A dead-lettered envelope whose body was claim-checked must still find its body when redriven.
+    assert days["MinValue"] > dlq_days
+
+
+# ---------------------------------------------------------------- secrets
+
+
+def test_no_secret_value_is_inline_in_the_template(template):
+    # Given every secret resource
+    secrets = _resources(template, "AWS::SecretsManager::Secret")
+    assert set(secrets) == {"KantataTokenSecret", "WebhookSecrets"}
+    for secret in secrets.values():
+        # Then its value is generated as a placeholder, never written into the template
+        assert "SecretString" not in secret["Properties"]
+        assert "GenerateSecretString" in secret["Properties"]
+    # And no parameter could carry a secret value (NoEcho parameters end up in the stack's history)
+    for name, param in template["Parameters"].items():
+        assert not param.get("NoEcho"), name
+        assert not re.search(r"token|secret|password", name, re.IGNORECASE), name
+
+
+def test_functions_get_secrets_by_reference_only(template):
+    receiver = _function(template, "ReceiverFunction")["Environment"]["Variables"]
+    worker = _function(template, "SyncWorkerFunction")["Environment"]["Variables"]
+    assert receiver["WEBHOOK_SECRETS_NAME"] == {"Ref": "WebhookSecrets"}
+    assert worker["KANTATA_TOKEN_SECRET_NAME"] == {"Ref": "KantataTokenSecret"}
+
+
+# ---------------------------------------------------------------- functions
+
+
+FUNCTIONS = ["ReceiverFunction", "SyncWorkerFunction", "CatalogSyncFunction"]
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_every_function_is_arm64_python312_and_uses_the_bridge_layer(template, name):
+    fn = _function(template, name)
+    assert fn["Runtime"] == "python3.12"
+    assert fn["Architectures"] == ["arm64"]
+    assert {"Ref": "BridgeLayer"} in fn["Layers"]
+    assert fn["Handler"] == "app.lambda_handler"
+
+
+@pytest.mark.parametrize("name", FUNCTIONS)
+def test_every_function_handler_file_exists(template, name):
+    fn = _function(template, name)
+    app = ROOT / fn["CodeUri"] / "app.py"
+    assert app.is_file(), f"{name}: {app} is missing"
+    assert "def lambda_handler(" in app.read_text()
+
+
+def test_layer_is_built_by_sam_from_the_bridge_package(template):
+    layer = template["Resources"]["BridgeLayer"]
+    assert layer["Properties"]["ContentUri"] == "layers/bridge/"
+    assert layer["Metadata"]["BuildMethod"] == "python3.12"
+    assert (ROOT / "layers/bridge/requirements.txt").is_file()
+    assert (ROOT / "layers/bridge/kantata_bridge/__init__.py").is_file()
+
+
+def test_powertools_settings_are_global(template):
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert env["POWERTOOLS_SERVICE_NAME"] == "kantata-bridge"
+    assert env["POWERTOOLS_METRICS_NAMESPACE"] == "KantataBridge"
+    assert env["LOG_LEVEL"] == {"Ref": "LogLevel"}
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("ReceiverFunction", {"QUEUE_URL", "PAYLOAD_BUCKET", "WEBHOOK_SECRETS_NAME"}),
+        (
+            "SyncWorkerFunction",
+            {
+                "IDEMPOTENCY_TABLE",
+                "STATE_TABLE",
+                "PAYLOAD_BUCKET",
+                "KANTATA_BASE_URL",
+                "KANTATA_TOKEN_SECRET_NAME",
+                "ROUTING_CONFIG_PARAMETER",
+                "IDEMPOTENCY_TTL_SECONDS",
+            },
+        ),
+        (
+            "CatalogSyncFunction",
+            {"KANTATA_BASE_URL", "KANTATA_TOKEN_SECRET_NAME", "CATALOG_CONFIG_PARAMETER"},
+        ),
+    ],
+)
+def test_functions_get_the_agreed_environment_variables(template, name, expected):
+    env = template["Resources"][name]["Properties"]["Environment"]["Variables"]
+    assert expected <= set(env)
+
+
+def test_receiver_is_routed_from_post_webhooks_tracker(template):
+    events = template["Resources"]["ReceiverFunction"]["Properties"]["Events"]
+    (event,) = events.values()
+    assert event["Type"] == "HttpApi"
+    assert event["Properties"]["Method"] == "POST"
+    assert event["Properties"]["Path"] == "/webhooks/{tracker}"
+    assert event["Properties"]["ApiId"] == {"Ref": "WebhookApi"}
+
+
+def test_http_api_logs_access_and_throttles_by_default(template):
+    api = template["Resources"]["WebhookApi"]["Properties"]
+    assert api["AccessLogSettings"]["DestinationArn"] == {"Fn::GetAtt": ["ApiAccessLogGroup", "Arn"]}
+    # The access log never records headers (signatures) or bodies.
+    assert "header" not in api["AccessLogSettings"]["Format"].lower()
+    throttling = api["DefaultRouteSettings"]
+    assert _parameter_default(template, throttling["ThrottlingRateLimit"])["Default"] > 0
+    assert _parameter_default(template, throttling["ThrottlingBurstLimit"])["Default"] > 0
+
+
+def test_catalog_sync_schedule_is_disabled_by_default(template):
+    events = template["Resources"]["CatalogSyncFunction"]["Properties"]["Events"]
+    (schedule,) = [e for e in events.values() if e["Type"] == "Schedule"]
+    state = schedule["Properties"]["State"]
+    assert state == {"Fn::If": ["CatalogScheduleOn", "ENABLED", "DISABLED"]}
+    assert template["Conditions"]["CatalogScheduleOn"] == {
+        "Fn::Equals": [{"Ref": "CatalogSyncScheduleEnabled"}, "true"]
+    }
+    assert template["Parameters"]["CatalogSyncScheduleEnabled"]["Default"] == "false"
+
+
+# ---------------------------------------------------------------- IAM
+
+
+def _inline_statements(template: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
+    found = []
+    for name in FUNCTIONS:
+        for policy in template["Resources"][name]["Properties"].get("Policies", []):
+            for statement in policy.get("Statement", []):
+                found.append((name, statement))
+    return found
+
+
+def test_inline_policies_name_their_actions_and_resources(template):
+    statements = _inline_statements(template)
+    assert statements
+    for name, statement in statements:
+        actions = statement["Action"] if isinstance(statement["Action"], list) else [statement["Action"]]
+        assert all("*" not in a for a in actions), (name, actions)
+        assert statement["Resource"] != "*", name
+
+
+def test_only_the_receiver_can_send_to_the_queue_and_only_the_worker_reads_tables(template):
+    def templates_used(name: str) -> set[str]:
+        return {k for p in template["Resources"][name]["Properties"].get("Policies", []) for k in p}
+
+    assert "SQSSendMessagePolicy" in templates_used("ReceiverFunction")
+    assert "DynamoDBCrudPolicy" not in templates_used("ReceiverFunction")
+    assert "DynamoDBCrudPolicy" in templates_used("SyncWorkerFunction")
+    assert "SQSSendMessagePolicy" not in templates_used("SyncWorkerFunction")
+    assert templates_used("CatalogSyncFunction") <= {"AWSSecretsManagerGetSecretValuePolicy", "Statement"}
+
+
+# ---------------------------------------------------------------- observability and outputs
+
+
+def test_alarms_cover_dlq_worker_errors_api_5xx_and_message_age(template):
+    alarms = _resources(template, "AWS::CloudWatch::Alarm").values()
+    watched = {(a["Properties"]["Namespace"], a["Properties"]["MetricName"]) for a in alarms}
+    assert {
+        ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        ("AWS/Lambda", "Errors"),
+        ("AWS/ApiGateway", "5xx"),
+        ("AWS/SQS", "ApproximateAgeOfOldestMessage"),
+    } <= watched
+    assert _resources(template, "AWS::CloudWatch::Dashboard")
+
+
+@pytest.mark.parametrize("tracker", ["github", "jira"])
+def test_outputs_give_a_webhook_url_per_tracker(template, tracker):
+    urls = [
+        o["Value"].get("Fn::Sub", "") for o in template["Outputs"].values() if isinstance(o["Value"], dict)
+    ]
+    (url,) = [u for u in urls if isinstance(u, str) and u.endswith(f"/webhooks/{tracker}")]
+    assert url.startswith("https://${WebhookApi}.execute-api.")
+
+
+def test_redrive_can_find_its_queues_and_table_in_the_outputs(template):
+    assert {"QueueUrl", "DeadLetterQueueUrl", "StateTableName"} <= set(template["Outputs"])
+
+
+# ---------------------------------------------------------------- scan suppressions
+
+
+def test_every_checkov_suppression_says_why(template):
+    skips = [
+        (name, skip)
+        for name, resource in template["Resources"].items()
+        for skip in resource.get("Metadata", {}).get("checkov", {}).get("skip", [])
+    ]
+    assert skips
+    for name, skip in skips:
+        assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (name, skip)
+        assert len(skip.get("comment", "")) >= 40, f"{name}: {skip['id']} needs a written reason"
