@@ -16,7 +16,7 @@ PYTHON312 ?= $(shell for c in "$$(command -v python3.12)" "$$(pyenv prefix 3.12 
 
 help:
 	@echo "make demo    run the whole pipeline on the embedded local stack (no AWS account, no Docker)"
-	@echo "make test    install what is missing, then ruff, mypy, pytest and the template checks"
+	@echo "make test    install what is missing, then ruff, mypy, pytest and the template checks (sam validate --lint, sam build, checkov)"
 	@echo "make bench   run the benchmarks and print the ratios"
 	@echo "make serve   keep the local stack running on localhost for your own webhooks"
 
@@ -42,7 +42,11 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(VENV)/bin/pytest
 
-test: lint typecheck unit
+# The template checks: sam validate --lint, sam build, checkov (scripts/iac_checks.sh).
+iac: $(STAMP)
+	scripts/iac_checks.sh
+
+test: lint typecheck unit iac
 
 bench: $(STAMP)
 	$(PY) -m benchmarks
