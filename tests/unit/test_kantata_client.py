@@ -6,7 +6,9 @@ records what it was sent, so the tests check both the wire format and the client
 
 from __future__ import annotations
 
+import io
 import json
+import logging
 import socket
 import threading
 from collections import deque
@@ -42,6 +44,7 @@ from kantata_bridge.kantata.models import (
     StatusReportDetail,
     WorkspaceTaskStatusSet,
 )
+from kantata_bridge.observability import logger
 
 TOKEN = "sekrit-TOKEN-4f9a2c"
 
@@ -755,8 +758,25 @@ def test_retry_after_header_is_read_in_both_forms() -> None:
 # ---------------------------------------------------------------- secrets
 
 
+@pytest.fixture
+def log_lines() -> Iterator[io.StringIO]:
+    """What the bridge's Powertools logger writes during the test.
+
+    The logger's handler keeps the stream it was built with (sys.stdout at first import), so capsys only sees
+    its lines when this test happens to import it first; point the handler at a buffer instead.
+    """
+    buffer = io.StringIO()
+    handler = logger.registered_handler
+    assert isinstance(handler, logging.StreamHandler)
+    previous = handler.setStream(buffer)
+    try:
+        yield buffer
+    finally:
+        handler.setStream(previous)
+
+
 def test_the_token_is_in_no_repr_message_or_log_line(
-    stub: StubKantata, fake_time: FakeTime, capsys: pytest.CaptureFixture[str]
+    stub: StubKantata, fake_time: FakeTime, log_lines: io.StringIO
 ) -> None:
     # Given a client whose calls fail in every way, with a retry that logs
     c = make_client(stub, fake_time)
@@ -775,7 +795,7 @@ def test_the_token_is_in_no_repr_message_or_log_line(
         c.get_workspace(7)
     errors.append(dropped.value)
     # Then the token shows up nowhere a user or a log could see it
-    logged = capsys.readouterr().out
+    logged = log_lines.getvalue()
     assert "retrying" in logged  # the retry log line was written (and is checked below)
     texts = [repr(c), str(c), logged]
     texts += [t for e in errors for t in (str(e), repr(e), e.body or "", repr(e.payload), repr(e.__cause__))]
