@@ -121,6 +121,14 @@ def _read_pins(state: Path | None) -> CatalogPins:
         return CatalogPins()
 
 
+def _write_pins(state: Path, pins: CatalogPins) -> None:
+    # Kantata is already in step; a state file that cannot be written only costs the pins (a warning).
+    try:
+        state.write_text(pins.to_json() + "\n", encoding="utf-8")
+    except OSError as exc:
+        print(f"warning: pins not saved to {state}: {exc.strerror or exc}", file=sys.stderr)
+
+
 def _sync(args: argparse.Namespace) -> int:
     from kantata_bridge.catalog.apply import apply_catalog, plan_from_kantata
     from kantata_bridge.catalog.report import apply_summary, plan_summary, render_apply, render_plan
@@ -156,7 +164,7 @@ def _sync(args: argparse.Namespace) -> int:
                 result = apply_catalog(client, config, prune=args.prune, pins=pins)
                 text, summary, ok = render_apply(result), apply_summary(result), result.ok
                 if state is not None and result.pins is not None and result.pins != pins:
-                    state.write_text(result.pins.to_json() + "\n", encoding="utf-8")
+                    _write_pins(state, result.pins)
         except KantataError as exc:
             print(f"error: cannot read Kantata: {exc}", file=sys.stderr)
             return 1

@@ -22,14 +22,16 @@ def config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
     return path
 
 
-def test_plan_apply_and_reapply_from_the_command_line(
-    config: Path,
-    kantata_sandbox: KantataSandbox,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@pytest.fixture
+def common(config: Path, kantata_sandbox: KantataSandbox, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The options that point the CLI at the sandbox (the token comes from an environment variable)."""
     monkeypatch.setenv("SANDBOX_TOKEN", kantata_sandbox.token)
-    common = ["--config", str(config), "--base-url", kantata_sandbox.base_url, "--token-env", "SANDBOX_TOKEN"]
+    return ["--config", str(config), "--base-url", kantata_sandbox.base_url, "--token-env", "SANDBOX_TOKEN"]
+
+
+def test_plan_apply_and_reapply_from_the_command_line(
+    config: Path, common: list[str], kantata_sandbox: KantataSandbox, capsys: pytest.CaptureFixture[str]
+) -> None:
 
     assert main(["catalog", "plan", *common]) == 0
     plan = capsys.readouterr().out
@@ -42,6 +44,9 @@ def test_plan_apply_and_reapply_from_the_command_line(
     state = config.with_name("catalog.state.json")
     assert "PROJ workflow" in json.loads(state.read_text())["sets"]
 
+    assert main(["catalog", "apply", *common]) == 0
+    assert "No changes: Kantata is in step with the catalog." in capsys.readouterr().out
+
     assert main(["catalog", "apply", *common, "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["changes"] == 0
@@ -49,28 +54,25 @@ def test_plan_apply_and_reapply_from_the_command_line(
 
 
 def test_apply_that_kantata_refuses_exits_1(
-    config: Path,
-    kantata_sandbox: KantataSandbox,
-    capsys: pytest.CaptureFixture[str],
-    monkeypatch: pytest.MonkeyPatch,
+    config: Path, common: list[str], kantata_sandbox: KantataSandbox, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("SANDBOX_TOKEN", kantata_sandbox.token)
     kantata_sandbox.faults.script([422], method="POST", path_prefix="/task_status_sets")
-    code = main(
-        [
-            "catalog",
-            "apply",
-            "--config",
-            str(config),
-            "--base-url",
-            kantata_sandbox.base_url,
-            "--token-env",
-            "SANDBOX_TOKEN",
-            "--no-state",
-        ]
-    )
+    code = main(["catalog", "apply", *common, "--no-state"])
     out = capsys.readouterr().out
     assert code == 1
     assert "FAILED" in out
     assert "Run apply again" in out
     assert not config.with_name("catalog.state.json").exists()
+
+
+def test_a_state_file_that_cannot_be_written_is_a_warning_not_a_crash(
+    common: list[str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "no-such-dir" / "catalog.state.json"
+
+    code = main(["catalog", "apply", *common, "--state", str(state)])
+
+    captured = capsys.readouterr()
+    assert code == 0
+    assert "Kantata is in step with the catalog" in captured.out
+    assert f"warning: pins not saved to {state}" in captured.err

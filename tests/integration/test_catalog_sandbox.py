@@ -105,8 +105,10 @@ def test_empty_account_to_a_jira_workflow_then_reapply_reports_no_changes(
     again = apply_catalog(client, config)
     assert again.ok
     assert again.changed == ()
-    assert [m for m, _ in writes(kantata_sandbox)] == ["PUT"]
-    assert "0 changes made" in render_apply(again)
+    assert writes(kantata_sandbox) == [("PUT", f"/api/v1/task_status_sets/{set_id}/update_account_default")]
+    text = render_apply(again)
+    assert "No changes: Kantata is in step" in text
+    assert "re-sent [PROJ workflow] * make it the account default" in text
     assert "No changes" in render_plan(plan_from_kantata(client, config))
 
 
@@ -253,3 +255,144 @@ def test_workspace_assignment_is_all_or_nothing_and_shows_each_workspace_error(
     text = render_apply(result)
     assert "999991" in text
     assert "999992" in text
+
+
+def refused(sandbox: KantataSandbox) -> list[tuple[str, str, int]]:
+    return [(r.method, r.path, r.status) for r in sandbox.requests if r.status >= 400]
+
+
+def test_plan_on_an_empty_account_only_reads(kantata_sandbox: KantataSandbox, client: KantataClient) -> None:
+    ws = kantata_sandbox.add_workspace("Alpha")
+    config = CatalogConfig((jira_set(workspaces=(int(ws),), account_default=True),))
+    kantata_sandbox.clear_requests()
+
+    plan = plan_from_kantata(client, config, prune=True)
+
+    assert plan.changes[0].kind is ActionKind.CREATE_SET
+    assert kantata_sandbox.requests  # it did read Kantata
+    assert {r.method for r in kantata_sandbox.requests} == {"GET"}
+    assert list(client.list_task_status_sets()) == []
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [("QA", "In Review"), ("To Do", "Done")],
+    ids=["same-category", "different-categories"],
+)
+def test_two_names_swapped_in_kantata_are_put_back_without_a_refused_request(
+    kantata_sandbox: KantataSandbox, client: KantataClient, a: str, b: str
+) -> None:
+    # Given an applied workflow, then two statuses' names swapped in Kantata (through a temporary name)
+    config = CatalogConfig((jira_set(),))
+    first = apply_catalog(client, config)
+    assert first.ok
+    (current,) = list(client.list_task_status_sets())
+    ids = {s.status: s.id for s in current.statuses}
+    client.update_custom_task_status(ids[a], status="tmp")
+    client.update_custom_task_status(ids[b], status=a)
+    client.update_custom_task_status(ids[a], status=b)
+    kantata_sandbox.clear_requests()
+
+    # When applying with the pins
+    result = apply_catalog(client, config, pins=first.pins)
+
+    # Then Kantata refused nothing, the set is the workflow again, and a re-apply changes nothing
+    assert result.ok, render_apply(result)
+    assert refused(kantata_sandbox) == []
+    assert statuses_of(client) == [(s.name, s.category) for s in config.sets[0].statuses]
+    assert apply_catalog(client, config, pins=result.pins).changed == ()
+
+
+def test_a_rename_to_a_name_an_extra_holds_does_not_clash(
+    kantata_sandbox: KantataSandbox, client: KantataClient
+) -> None:
+    # Given the catalog renames "Testing" to "QA" on purpose, while an extra status "qa" (another category)
+    # already holds that name in Kantata
+    plain = CatalogConfig((jira_set(),))
+    assert apply_catalog(client, plain).ok
+    (current,) = list(client.list_task_status_sets())
+    qa = next(s for s in current.statuses if s.status == "QA")
+    client.update_custom_task_status(qa.id, status="Testing")
+    client.create_custom_task_status(current.id, "qa", "completed")
+    renamed = tuple(
+        DesiredStatus(s.name, s.category, previous_names=("Testing",) if s.name == "QA" else ())
+        for s in plain.sets[0].statuses
+    )
+    config = CatalogConfig((jira_set(statuses=renamed),))
+    kantata_sandbox.clear_requests()
+
+    # When applying with prune
+    result = apply_catalog(client, config, prune=True)
+
+    # Then the status holding the name is the one that becomes "QA" (never two with one name), nothing is
+    # refused, and the set is exactly the workflow
+    assert result.ok, render_apply(result)
+    assert refused(kantata_sandbox) == []
+    assert statuses_of(client) == [(s.name, s.category) for s in renamed]
+    assert apply_catalog(client, config, prune=True).changed == ()
+
+
+def _every_kind_of_write(kantata_sandbox: KantataSandbox, client: KantataClient) -> CatalogConfig:
+    """A Kantata state and catalog whose apply makes every kind of write: set rename, status renames,
+    creates, a category change (delete + create), a pruned extra, a reorder, workspaces and the default."""
+    kantata_sandbox.reset()
+    workspaces = (int(kantata_sandbox.add_workspace("Alpha")), int(kantata_sandbox.add_workspace("Beta")))
+    old = CatalogConfig(
+        (
+            DesiredSet(
+                "PROJ old",
+                (
+                    DesiredStatus("Done", "completed"),
+                    DesiredStatus("To Do", "not started"),
+                    DesiredStatus("Doing", "started"),
+                    DesiredStatus("QA", "needs info"),
+                    DesiredStatus("Legacy", "started"),
+                ),
+            ),
+        )
+    )
+    assert apply_catalog(client, old).ok
+    statuses = tuple(
+        DesiredStatus(s.name, s.category, previous_names=("Doing",) if s.name == "In Progress" else ())
+        for s in jira_set().statuses
+    )
+    return CatalogConfig(
+        (
+            jira_set(
+                statuses=statuses,
+                previous_names=("PROJ old",),
+                workspaces=workspaces,
+                account_default=True,
+            ),
+        )
+    )
+
+
+def test_a_fault_at_any_write_of_an_apply_is_recovered_by_the_next_apply(
+    kantata_sandbox: KantataSandbox, client: KantataClient
+) -> None:
+    # Given a clean run, to count its writes by method
+    config = _every_kind_of_write(kantata_sandbox, client)
+    kantata_sandbox.clear_requests()
+    assert apply_catalog(client, config, prune=True).ok
+    clean = [r.method for r in kantata_sandbox.requests if r.method != "GET"]
+    assert {"POST", "PUT", "DELETE"} <= set(clean)
+    expected = statuses_of(client)
+
+    for method in sorted(set(clean)):
+        for before in range(clean.count(method)):
+            # the write refused before Kantata acts (503), or made and then the connection lost
+            for fault in (503, "drop_after"):
+                # Given the same starting point, and the (before+1)-th write of this method failing
+                config = _every_kind_of_write(kantata_sandbox, client)
+                kantata_sandbox.faults.script([None] * before + [fault], method=method)
+                failed = apply_catalog(client, config, prune=True)
+                assert not failed.ok, (method, before, fault)
+                kantata_sandbox.faults.clear()
+
+                # When applying again, Then it converges: one set, the workflow, no duplicate, no more changes
+                recovered = apply_catalog(client, config, prune=True)
+                assert recovered.ok, (method, before, fault, render_apply(recovered))
+                assert [s.name for s in client.list_task_status_sets()] == [SET_NAME]
+                assert statuses_of(client) == expected, (method, before, fault)
+                assert apply_catalog(client, config, prune=True).changed == ()

@@ -11,7 +11,7 @@ from kantata_bridge.catalog.apply import apply_catalog, plan_from_kantata
 from kantata_bridge.catalog.config import CatalogConfig, DesiredSet, DesiredStatus, status_key
 from kantata_bridge.catalog.plan import ActionKind
 from kantata_bridge.catalog.report import apply_summary, render_apply
-from kantata_bridge.kantata.models import STATUS_CATEGORIES
+from kantata_bridge.kantata.models import STATUS_CATEGORIES, TaskStatusSet
 
 from tests.unit.catalog_fakes import FakeKantata
 
@@ -43,7 +43,7 @@ def test_apply_from_empty_reaches_the_desired_order_and_reapply_changes_nothing(
     assert second.ok
     assert second.changed == ()
     assert len(kantata.writes()) == writes_before
-    assert "0 changes made" in render_apply(second)
+    assert "No changes: Kantata is in step" in render_apply(second)
 
 
 def test_failure_half_way_is_finished_by_the_next_apply() -> None:
@@ -221,3 +221,129 @@ def test_drift_renamed_in_kantata_is_renamed_back_on_the_next_apply() -> None:
     assert [o.action.kind for o in second.changed] == [ActionKind.RENAME_STATUS]
     assert kantata.statuses[review_id].name == "In Review"  # same status: its tasks keep it
     assert kantata.names(set_id)[:6] == [(s.name, s.category) for s in WORKFLOW]
+
+
+def test_placeholder_takes_a_free_name_when_the_usual_ones_are_held() -> None:
+    # Given a set whose only 'started' status must change category, and both usual placeholder names taken
+    kantata = FakeKantata()
+    set_id = kantata.add_set(
+        "PROJ",
+        [
+            ("To Do", "not started"),
+            ("started (placeholder)", "not started"),
+            ("started", "started"),
+            ("needs info", "needs info"),
+            ("completed", "completed"),
+        ],
+    )
+    config = one_set(DesiredStatus("To Do", "not started"), DesiredStatus("started", "not started"))
+
+    # When applying, Then the placeholder gets a name no status has (Kantata would refuse a duplicate)
+    result = apply_catalog(kantata, config)
+
+    assert result.ok, render_apply(result)
+    assert ("started (placeholder 2)", "started") in kantata.names(set_id)
+    assert kantata.names(set_id)[:2] == [("To Do", "not started"), ("started", "not started")]
+    assert apply_catalog(kantata, config).changed == ()
+
+
+@st.composite
+def with_previous_names(draw: st.DrawFn, desired: list[tuple[str, str]]) -> tuple[DesiredStatus, ...]:
+    """The desired statuses, each with previous names drawn from names no desired status has."""
+    free = [n for n in (*NAMES, "Old 1", "Old 2") if status_key(n) not in {status_key(d) for d, _ in desired}]
+    used: set[str] = set()
+    out = []
+    for name, category in desired:
+        drawn = draw(st.lists(st.sampled_from(free), max_size=2, unique_by=status_key))
+        previous = tuple(p for p in drawn if status_key(p) not in used)
+        used |= {status_key(p) for p in previous}
+        out.append(DesiredStatus(name, category, previous_names=previous))  # type: ignore[arg-type]
+    return tuple(out)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    desired=statuses(min_size=1),
+    current=statuses(min_size=0),
+    data=st.data(),
+    prune=st.booleans(),
+    insert_positions=st.booleans(),
+)
+def test_renames_by_previous_name_never_clash_and_converge(
+    desired: list[tuple[str, str]],
+    current: list[tuple[str, str]],
+    data: st.DataObject,
+    prune: bool,
+    insert_positions: bool,
+) -> None:
+    # Given any Kantata set, and a catalog whose statuses carry previous names (renames on purpose)
+    kantata = FakeKantata(insert_positions=insert_positions)
+    present, taken = {c for _, c in current}, {status_key(n) for n, _ in current}
+    current += [(f"{c} #2" if c in taken else c, c) for c in STATUS_CATEGORIES if c not in present]
+    kantata.add_set("PROJ", current)
+    config = CatalogConfig((DesiredSet("PROJ", data.draw(with_previous_names(desired))),))
+
+    # When applying (the fake refuses a duplicate name with 422, like Kantata), Then it converges in one run
+    result = apply_catalog(kantata, config, prune=prune)
+
+    assert result.ok, render_apply(result)
+    assert result.remaining is not None
+    assert result.remaining.changes == ()
+    assert kantata.names(kantata.set_id("PROJ"))[: len(desired)] == desired
+    assert apply_catalog(kantata, config, prune=prune, pins=result.pins).changed == ()
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(desired=statuses(min_size=2), data=st.data(), prune=st.booleans(), extra=st.booleans())
+def test_names_shuffled_in_kantata_are_reconciled_with_pins_without_a_clash(
+    desired: list[tuple[str, str]], data: st.DataObject, prune: bool, extra: bool
+) -> None:
+    # Given an applied catalog, then in Kantata the statuses' names shuffled (A↔B swaps), some renamed to
+    # names that are not in the catalog, and maybe an extra status added
+    kantata = FakeKantata()
+    config = one_set(*(DesiredStatus(n, c) for n, c in desired))  # type: ignore[arg-type]
+    first = apply_catalog(kantata, config)
+    assert first.ok
+    set_id = kantata.set_id("PROJ")
+    in_set = [s for s in kantata.statuses.values() if s.set_id == set_id]
+    for status, name in zip(in_set, data.draw(st.permutations([s.name for s in in_set])), strict=True):
+        status.name = name  # several renames made in Kantata's UI (through a temporary name)
+    for index in data.draw(st.lists(st.sampled_from(range(len(in_set))), max_size=2, unique=True)):
+        held = {status_key(s.name) for s in in_set}
+        in_set[index].name = data.draw(
+            st.sampled_from([n for n in (*NAMES, "Zed") if status_key(n) not in held])
+        )
+    if extra:
+        held = {status_key(s.name) for s in kantata.statuses.values() if s.set_id == set_id}
+        kantata.create_custom_task_status(
+            set_id, next(n for n in (*NAMES, "Extra") if status_key(n) not in held), "started"
+        )
+
+    # When applying with the pins of the first apply, Then no request is refused and it converges
+    result = apply_catalog(kantata, config, prune=prune, pins=first.pins)
+
+    assert result.ok, render_apply(result)
+    assert result.remaining is not None
+    assert result.remaining.changes == ()
+    assert kantata.names(set_id)[: len(desired)] == desired
+
+
+class SetVanishesKantata(FakeKantata):
+    """Someone deletes the set right after the apply created it."""
+
+    def create_task_status_set(self, name: str) -> TaskStatusSet:
+        made = super().create_task_status_set(name)
+        del self.sets[made.id]
+        return made
+
+
+def test_a_set_deleted_during_the_run_stops_the_apply_with_a_reason_not_a_crash() -> None:
+    kantata = SetVanishesKantata()
+
+    result = apply_catalog(kantata, one_set())
+
+    assert not result.ok
+    failed = result.outcomes[-1]
+    assert failed.action.kind is ActionKind.RENAME_STATUS
+    assert "Kantata changed during the run" in (failed.error or "")
+    assert "Run apply again" in render_apply(result)

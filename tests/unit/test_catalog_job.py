@@ -88,13 +88,32 @@ def test_request_comes_from_a_direct_invoke_or_the_schedule(event: Any, expected
     [
         ({"mode": "destroy"}, "mode must be 'plan' or 'apply'"),
         ({"mode": "apply", "prune": "yes"}, "prune must be"),
+        # Neither falls back to the schedule's mode (an apply by default): the caller meant something else
+        ({"prune": True}, "mode must be 'plan' or 'apply'; got None"),
+        ({"Mode": "plan"}, "unknown key(s) 'Mode'"),
+        ([{"mode": "plan"}], "the event must be a JSON object"),
     ],
 )
 def test_bad_invoke_is_refused_in_the_summary(event: Any, reason: str, settings: JobSettings) -> None:
-    summary = run_job(event, settings, client_factory=lambda _: FakeKantata())
+    kantata = FakeKantata()
+    summary = run_job(event, settings, client_factory=lambda _: kantata)
     assert summary["ok"] is False
     assert summary["error"] == "request_invalid"
     assert reason in summary["message"]
+    assert kantata.calls == []
+
+
+def test_a_token_kantata_cannot_take_is_reported_without_its_value(
+    settings: JobSettings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a secret whose value has a space inside (e.g. "Bearer abc" pasted whole)
+    from kantata_bridge.catalog import job
+
+    monkeypatch.setattr(job, "read_token", lambda _: "Bearer s3cr3t-value")
+    summary = run_job({"mode": "plan"}, settings)
+    assert summary["ok"] is False
+    assert summary["error"] == "token_unavailable"
+    assert "s3cr3t-value" not in json.dumps(summary)
 
 
 def test_plan_then_apply_then_apply_again(settings: JobSettings) -> None:

@@ -72,7 +72,7 @@ class Outcome:
 
     def to_dict(self) -> dict[str, Any]:
         out = self.action.to_dict()
-        out["result"] = "done" if self.ok else "failed"
+        out["result"] = ("re-sent" if self.action.ensure else "done") if self.ok else "failed"
         if self.error:
             out["error"] = self.error
         if self.details:
@@ -158,9 +158,15 @@ def apply_catalog(
     )
 
 
+class _NotReadyError(Exception):
+    """A step lacks an id that an earlier phase should have made (Kantata changed under the run)."""
+
+
 def _carry_out(kantata: CatalogKantata, action: Action, created: dict[tuple[str, str], str]) -> Outcome:
     try:
         _execute(kantata, action, created)
+    except _NotReadyError as exc:
+        return Outcome(action, ok=False, error=str(exc))
     except ValidationError as exc:
         details = tuple(f"{d.field}: {d.message}" if d.field else d.message for d in exc.errors if d.message)
         return Outcome(action, ok=False, error=str(exc), details=details)
@@ -171,8 +177,11 @@ def _carry_out(kantata: CatalogKantata, action: Action, created: dict[tuple[str,
 
 def _require(value: str | None, what: str, action: Action) -> str:
     if value is None:
-        # Cannot happen: apply re-plans before each phase, so later phases always carry real ids.
-        raise RuntimeError(f"{action.kind.value} for set {action.set_name!r} has no {what}")
+        # Apply re-plans before each phase, so later phases carry real ids, unless Kantata changed in between
+        # (e.g. the set just created was deleted by someone else): stop, and let the next run re-plan.
+        raise _NotReadyError(
+            f"{action.kind.value} for set {action.set_name!r} has no {what}: Kantata changed during the run"
+        )
     return value
 
 

@@ -190,15 +190,17 @@ def _parse_names(value: Any, key: str, problems: list[str]) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _check_keys(raw: Mapping[Any, Any], allowed: frozenset[str], key: str, problems: list[str]) -> None:
+    unknown = sorted(set(map(str, raw)) - allowed)
+    if unknown:
+        problems.append(f"{key}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})")
+
+
 def _parse_set(raw: Any, key: str, problems: list[str]) -> DesiredSet | None:
     if not isinstance(raw, Mapping):
         problems.append(f"{key}: must be a mapping with 'name' and 'statuses'; got {raw!r}")
         return None
-    unknown = sorted(set(map(str, raw)) - _SET_KEYS)
-    if unknown:
-        problems.append(
-            f"{key}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_SET_KEYS))})"
-        )
+    _check_keys(raw, _SET_KEYS, key, problems)
     name = _parse_name(raw.get("name"), f"{key}.name", problems)
     tracker = raw.get("tracker")
     if tracker is not None and tracker not in TRACKERS:
@@ -267,11 +269,7 @@ def _parse_statuses(raw: Any, key: str, problems: list[str]) -> tuple[DesiredSta
         if not isinstance(item, Mapping):
             problems.append(f"{item_key}: must be a mapping with 'name' and 'category'; got {item!r}")
             continue
-        unknown = sorted(set(map(str, item)) - _STATUS_KEYS)
-        if unknown:
-            problems.append(
-                f"{item_key}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(_STATUS_KEYS))})"
-            )
+        _check_keys(item, _STATUS_KEYS, item_key, problems)
         name = _parse_name(item.get("name"), f"{item_key}.name", problems)
         category = item.get("category")
         if category not in STATUS_CATEGORIES:

@@ -11,7 +11,8 @@ Used by the ``catalog_sync`` Lambda (scheduled by EventBridge, or invoked direct
 - ``CATALOG_STATE_PARAMETER`` (optional): an SSM String parameter where apply keeps the pinned Kantata ids
   (pins.py) so a status renamed in Kantata is renamed back; read by plan and apply, written by apply.
 
-Nothing is read at import time.
+The event: an EventBridge event (the schedule) or ``{}`` runs ``CATALOG_SCHEDULE_MODE``; a direct invoke
+sends ``{"mode": "plan" | "apply", "prune": bool}`` (see ``parse_request``). Nothing is read at import time.
 """
 
 from __future__ import annotations
@@ -107,21 +108,33 @@ class JobRequest:
 def parse_request(event: Any, settings: JobSettings) -> JobRequest:
     """The run asked for by ``event``.
 
-    A direct invoke sends ``{"mode": "plan"|"apply", "prune": bool}``; an EventBridge scheduled event (or any
-    event without ``mode``) runs the schedule's mode. CatalogJobError for a bad mode or prune value.
+    An EventBridge event (it has ``source`` and ``detail-type``; the schedule sends one) or an empty event
+    runs the schedule's mode. A direct invoke sends ``{"mode": "plan"|"apply", "prune": bool}``: ``mode``
+    is required there, and any other key is refused, so that a typo (``{"Mode": "plan"}``) or a bare
+    ``{"prune": true}`` never falls back to the schedule's mode (by default an apply without prune).
+    CatalogJobError (``request_invalid``) for anything else.
     """
-    if isinstance(event, Mapping) and "mode" in event:
-        mode = event.get("mode")
-        if mode not in MODES:
-            raise CatalogJobError("request_invalid", f"mode must be 'plan' or 'apply'; got {mode!r}")
-        prune = event.get("prune", False)
-        if not isinstance(prune, bool):
-            raise CatalogJobError("request_invalid", f"prune must be true or false; got {prune!r}")
-        return JobRequest(str(mode), prune, "invoke")
-    if event is not None and not isinstance(event, Mapping):
+    if event is None or (isinstance(event, Mapping) and not event):
+        return JobRequest(settings.schedule_mode, settings.schedule_prune, "event")
+    if not isinstance(event, Mapping):
         raise CatalogJobError("request_invalid", "the event must be a JSON object")
-    scheduled = isinstance(event, Mapping) and event.get("detail-type") == "Scheduled Event"
-    return JobRequest(settings.schedule_mode, settings.schedule_prune, "schedule" if scheduled else "event")
+    if "source" in event and "detail-type" in event:
+        scheduled = event.get("detail-type") == "Scheduled Event"
+        return JobRequest(
+            settings.schedule_mode, settings.schedule_prune, "schedule" if scheduled else "event"
+        )
+    unknown = sorted(str(k) for k in event if k not in ("mode", "prune"))
+    if unknown:
+        raise CatalogJobError(
+            "request_invalid", f"unknown key(s) {', '.join(map(repr, unknown))}; send mode and prune only"
+        )
+    mode = event.get("mode")
+    if mode not in MODES:
+        raise CatalogJobError("request_invalid", f"mode must be 'plan' or 'apply'; got {mode!r}")
+    prune = event.get("prune", False)
+    if not isinstance(prune, bool):
+        raise CatalogJobError("request_invalid", f"prune must be true or false; got {prune!r}")
+    return JobRequest(str(mode), prune, "invoke")
 
 
 def load_catalog(settings: JobSettings) -> CatalogConfig:
@@ -205,8 +218,14 @@ def save_pins(settings: JobSettings, pins: CatalogPins) -> str | None:
 
 def _default_client(settings: JobSettings) -> CatalogKantata:
     from kantata_bridge.kantata.client import KantataClient
+    from kantata_bridge.kantata.errors import KantataValueError
 
-    return KantataClient(read_token(settings), base_url=settings.base_url)
+    token = read_token(settings)
+    try:
+        return KantataClient(token, base_url=settings.base_url)
+    except KantataValueError as exc:  # the message names the problem, never the value
+        reason = "settings_invalid" if "base_url" in str(exc) else "token_unavailable"
+        raise CatalogJobError(reason, f"cannot use the Kantata settings: {exc}") from None
 
 
 def run_job(

@@ -77,11 +77,17 @@ class CatalogPins:
         return cls(sets)
 
 
-def pins_from_sets(config: CatalogConfig, current_sets: Sequence[TaskStatusSet]) -> CatalogPins:
-    """Pins for the configured sets as Kantata has them now (a set whose name is ambiguous is left out)."""
+def sets_by_name(current_sets: Sequence[TaskStatusSet]) -> dict[str, list[TaskStatusSet]]:
+    """Kantata's sets grouped by exact name (Kantata does not keep set names unique)."""
     by_name: dict[str, list[TaskStatusSet]] = {}
     for current in current_sets:
         by_name.setdefault(current.name, []).append(current)
+    return by_name
+
+
+def pins_from_sets(config: CatalogConfig, current_sets: Sequence[TaskStatusSet]) -> CatalogPins:
+    """Pins for the configured sets as Kantata has them now (a set whose name is ambiguous is left out)."""
+    by_name = sets_by_name(current_sets)
     sets: dict[str, SetPins] = {}
     for desired in config.sets:
         found = by_name.get(desired.name, [])

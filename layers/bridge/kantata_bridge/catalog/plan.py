@@ -27,13 +27,14 @@ always work with real ids: 1 set create/rename; 2 status renames, creates, delet
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import itertools
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final, cast
 
 from kantata_bridge.catalog.config import CatalogConfig, DesiredSet, DesiredStatus, status_key
-from kantata_bridge.catalog.pins import CatalogPins, SetPins
+from kantata_bridge.catalog.pins import CatalogPins, sets_by_name
 from kantata_bridge.kantata.models import STATUS_CATEGORIES, StatusCategory, TaskStatusSet, Workspace
 
 
@@ -181,7 +182,15 @@ class _Current:
 @dataclass(slots=True)
 class _Match:
     current: _Current
-    via: str  # "name", "previous name", "default"
+    via: str  # a key of _RENAME_REASONS
+
+
+_RENAME_REASONS: Final[Mapping[str, str]] = {
+    "name": "name differs only in case",
+    "previous name": "previous name",
+    "pinned": "renamed in Kantata (id pinned by the last apply)",
+    "default": "reuse Kantata's default status of this category",
+}
 
 
 @dataclass(slots=True)
@@ -207,99 +216,85 @@ def plan_catalog(
     state: an ambiguity is reported in ``SetPlan.errors`` and nothing is planned for that set. ``pins``
     (ids from the last apply) let it recognise a set or status renamed in Kantata and rename it back.
     """
-    by_name: dict[str, list[TaskStatusSet]] = {}
-    for current in current_sets:
-        by_name.setdefault(current.name, []).append(current)
+    by_name = sets_by_name(current_sets)
     by_id = {s.id: s for s in current_sets}
     claimed = {n for d in config.sets for n in (d.name, *d.previous_names)}
     pins = pins or CatalogPins()
-    return Plan(
-        sets=tuple(
-            _plan_set(
-                desired,
-                by_name,
-                prune=prune,
-                workspaces=workspaces,
-                pin=pins.sets.get(desired.name),
-                by_id=by_id,
-                claimed=claimed,
-            )
-            for desired in config.sets
-        ),
-        prune=prune,
+    sets = []
+    for desired in config.sets:
+        pin = pins.sets.get(desired.name)
+        found, step, error = _find_set(desired, by_name, by_id.get(pin.set_id) if pin else None, claimed)
+        if error is not None:
+            sets.append(SetPlan(desired, None, errors=(error,)))
+        else:
+            pinned = pin.statuses if pin is not None and found is not None and pin.set_id == found.id else {}
+            sets.append(_plan_set(desired, found, step, prune=prune, workspaces=workspaces, pinned=pinned))
+    return Plan(tuple(sets), prune=prune)
+
+
+def _find_set(
+    desired: DesiredSet,
+    by_name: Mapping[str, Sequence[TaskStatusSet]],
+    pinned: TaskStatusSet | None,
+    claimed: set[str],
+) -> tuple[TaskStatusSet | None, Action | None, str | None]:
+    """The Kantata set for ``desired``, the step that creates or renames it (if any), or an error."""
+    same_name = by_name.get(desired.name, ())
+    if len(same_name) > 1:
+        ids = ", ".join(s.id for s in same_name)
+        return (
+            None,
+            None,
+            (
+                f"set {desired.name!r}: Kantata has {len(same_name)} sets with this name (ids {ids}); "
+                "rename or delete all but one in Kantata, then plan again"
+            ),
+        )
+    if same_name:
+        return same_name[0], None, None
+    previous = [s for name in desired.previous_names for s in by_name.get(name, ())]
+    if len(previous) > 1:
+        names = ", ".join(f"{s.name!r} (id {s.id})" for s in previous)
+        return (
+            None,
+            None,
+            (
+                f"set {desired.name!r}: several Kantata sets carry its previous names ({names}); "
+                "keep one in Kantata, then plan again"
+            ),
+        )
+    if previous:
+        found, reason = previous[0], "previous name"
+    elif pinned is not None and pinned.name not in claimed:
+        # Renamed in Kantata: rename it back, unless its new name belongs to another configured set.
+        found, reason = pinned, "renamed in Kantata (id pinned by the last apply)"
+    else:
+        create = Action(
+            ActionKind.CREATE_SET, desired.name, reason="Kantata adds its 4 default statuses to a new set"
+        )
+        return None, create, None
+    rename = Action(
+        ActionKind.RENAME_SET,
+        desired.name,
+        set_id=found.id,
+        name=found.name,
+        new_name=desired.name,
+        reason=reason,
     )
+    return found, rename, None
 
 
 def _plan_set(
     desired: DesiredSet,
-    by_name: Mapping[str, Sequence[TaskStatusSet]],
+    found: TaskStatusSet | None,
+    set_step: Action | None,
     *,
     prune: bool,
     workspaces: Mapping[int, Workspace | None] | None,
-    pin: SetPins | None,
-    by_id: Mapping[str, TaskStatusSet],
-    claimed: set[str],
+    pinned: Mapping[str, str],
 ) -> SetPlan:
-    actions: list[Action] = []
-    same_name = by_name.get(desired.name, ())
-    if len(same_name) > 1:
-        ids = ", ".join(s.id for s in same_name)
-        return SetPlan(
-            desired,
-            None,
-            errors=(
-                f"set {desired.name!r}: Kantata has {len(same_name)} sets with this name (ids {ids}); "
-                "rename or delete all but one in Kantata, then plan again",
-            ),
-        )
-    found: TaskStatusSet | None = same_name[0] if same_name else None
-    if found is None and desired.previous_names:
-        previous = [s for name in desired.previous_names for s in by_name.get(name, ())]
-        if len(previous) > 1:
-            names = ", ".join(f"{s.name!r} (id {s.id})" for s in previous)
-            return SetPlan(
-                desired,
-                None,
-                errors=(
-                    f"set {desired.name!r}: several Kantata sets carry its previous names ({names}); "
-                    "keep one in Kantata, then plan again",
-                ),
-            )
-        if previous:
-            found = previous[0]
-            actions.append(
-                Action(
-                    ActionKind.RENAME_SET,
-                    desired.name,
-                    set_id=found.id,
-                    name=found.name,
-                    new_name=desired.name,
-                    reason="previous name",
-                )
-            )
-
-    if found is None and pin is not None:
-        pinned = by_id.get(pin.set_id)
-        # Renamed in Kantata: rename it back, unless its new name belongs to another configured set.
-        if pinned is not None and pinned.name not in claimed:
-            found = pinned
-            actions.append(
-                Action(
-                    ActionKind.RENAME_SET,
-                    desired.name,
-                    set_id=found.id,
-                    name=found.name,
-                    new_name=desired.name,
-                    reason="renamed in Kantata (id pinned by the last apply)",
-                )
-            )
-
+    actions = [set_step] if set_step is not None else []
     if found is None:
-        actions.append(
-            Action(
-                ActionKind.CREATE_SET, desired.name, reason="Kantata adds its 4 default statuses to a new set"
-            )
-        )
         set_id: str | None = None
         # What Kantata puts in a new set, so the plan shows the defaults being reused.
         current = [_Current(None, c, c, i + 1) for i, c in enumerate(STATUS_CATEGORIES)]
@@ -307,37 +302,15 @@ def _plan_set(
         set_id = found.id
         current = [_Current(s.id, s.status, s.category, s.position) for s in found.statuses]
 
-    pinned_ids = pin.statuses if pin is not None and pin.set_id == set_id else {}
-    status_plan = _plan_statuses(desired, set_id, current, prune=prune, pinned=pinned_ids)
+    status_plan = _plan_statuses(desired, set_id, current, prune=prune, pinned=pinned)
     actions.extend(status_plan.steps)
     reorder = _plan_order(desired, set_id, status_plan.final)
     if reorder is not None:
         actions.append(reorder)
-
     warnings = list(status_plan.warnings)
-    if desired.workspaces:
-        wanted = list(desired.workspaces)
-        if workspaces is not None and set_id is not None:
-            wanted = []
-            for workspace_id in desired.workspaces:
-                workspace = workspaces.get(workspace_id)
-                if workspace is None:
-                    warnings.append(
-                        f"set {desired.name!r}: workspace {workspace_id} was not found in Kantata (or is archived)"
-                    )
-                    wanted.append(workspace_id)
-                elif workspace.task_status_set_id != set_id:
-                    wanted.append(workspace_id)
-        if wanted:
-            actions.append(
-                Action(
-                    ActionKind.ASSIGN_WORKSPACES,
-                    desired.name,
-                    set_id=set_id,
-                    workspace_ids=tuple(wanted),
-                    ensure=workspaces is None,
-                )
-            )
+    assign = _plan_workspaces(desired, set_id, workspaces, warnings)
+    if assign is not None:
+        actions.append(assign)
     if desired.account_default:
         actions.append(
             Action(
@@ -351,37 +324,62 @@ def _plan_set(
     return SetPlan(desired, set_id, tuple(actions), tuple(status_plan.kept), tuple(warnings))
 
 
+def _plan_workspaces(
+    desired: DesiredSet,
+    set_id: str | None,
+    workspaces: Mapping[int, Workspace | None] | None,
+    warnings: list[str],
+) -> Action | None:
+    """One bulk assignment of the configured workspaces that use another set (or are not found)."""
+    if not desired.workspaces:
+        return None
+    wanted = list(desired.workspaces)
+    if workspaces is not None and set_id is not None:
+        wanted = []
+        for workspace_id in desired.workspaces:
+            workspace = workspaces.get(workspace_id)
+            if workspace is None:
+                warnings.append(
+                    f"set {desired.name!r}: workspace {workspace_id} was not found in Kantata (or is archived)"
+                )
+                wanted.append(workspace_id)
+            elif workspace.task_status_set_id != set_id:
+                wanted.append(workspace_id)
+    if not wanted:
+        return None
+    return Action(
+        ActionKind.ASSIGN_WORKSPACES,
+        desired.name,
+        set_id=set_id,
+        workspace_ids=tuple(wanted),
+        ensure=workspaces is None,
+    )
+
+
 def _match_statuses(
     desired: Sequence[DesiredStatus], current: Sequence[_Current], pinned: Mapping[str, str]
 ) -> dict[int, _Match]:
-    """Desired index → the Kantata status it is (see the module docstring for the order of the rules)."""
+    """Desired index → the Kantata status it is (see the module docstring for the order of the rules).
+
+    Each rule runs over every desired status before the next rule, so a status holding a desired name is
+    always matched to that name, and a rename never targets a name still in use.
+    """
+    rules: tuple[tuple[str, Callable[[DesiredStatus, _Current], bool]], ...] = (
+        ("name", lambda d, c: c.key == d.key),
+        ("pinned", lambda d, c: c.id is not None and c.id == pinned.get(d.key)),
+        ("previous name", lambda d, c: c.key in {status_key(p) for p in d.previous_names}),
+        ("default", lambda d, c: c.key == d.category and c.category == d.category),
+    )
     taken: set[int] = set()
     matches: dict[int, _Match] = {}
-
-    def claim(index: int, predicate: Any, via: str) -> None:
-        for position, candidate in enumerate(current):
-            if position not in taken and predicate(candidate):
+    for via, rule in rules:
+        for index, status in enumerate(desired):
+            if index in matches:
+                continue
+            position = next((p for p, c in enumerate(current) if p not in taken and rule(status, c)), None)
+            if position is not None:
                 taken.add(position)
-                matches[index] = _Match(candidate, via)
-                return
-
-    for index, status in enumerate(desired):
-        claim(index, lambda c, k=status.key: c.key == k, "name")
-    for index, status in enumerate(desired):
-        pinned_id = pinned.get(status.key)
-        if index not in matches and pinned_id is not None:
-            claim(index, lambda c, i=pinned_id: c.id == i, "pinned")
-    for index, status in enumerate(desired):
-        if index not in matches and status.previous_names:
-            keys = {status_key(p) for p in status.previous_names}
-            claim(index, lambda c, ks=keys: c.key in ks, "previous name")
-    for index, status in enumerate(desired):
-        if index not in matches:
-            claim(
-                index,
-                lambda c, cat=status.category: c.key == cat and c.category == cat,
-                "default",
-            )
+                matches[index] = _Match(current[position], via)
     return matches
 
 
@@ -400,10 +398,8 @@ def _plan_statuses(
     renames: list[tuple[_Current, Action]] = []
     creates: list[Action] = []
     replaces: list[tuple[_Current, Action, Action]] = []
-    final_categories: set[str] = set()
 
     for index, status in enumerate(desired.statuses):
-        final_categories.add(status.category)
         match = matches.get(index)
         if match is None:
             creates.append(
@@ -440,12 +436,7 @@ def _plan_statuses(
                 f"{found.category!r} status"
             )
         elif found.name != status.name:
-            reason = {
-                "name": "name differs only in case",
-                "previous name": "previous name",
-                "pinned": "renamed in Kantata (id pinned by the last apply)",
-                "default": "reuse Kantata's default status of this category",
-            }[match.via]
+            reason = _RENAME_REASONS[match.via]
             renames.append(
                 (
                     found,
@@ -463,28 +454,23 @@ def _plan_statuses(
             )
 
     extras = [c for c in current if id(c) not in matched_ids]
-    deleted_extras: list[_Current] = []
-    for extra in extras:
-        if prune:
-            deleted_extras.append(extra)
-        else:
-            out.kept.append(
-                KeptStatus(extra.name, extra.category, "not in the configuration; --prune deletes it")
-            )
-            final_categories.add(extra.category)
+    if not prune:
+        reason = "not in the configuration; --prune deletes it"
+        out.kept.extend(KeptStatus(e.name, e.category, reason) for e in extras)
+        extras = []
     # A category with a status in Kantata keeps one: tasks of a deleted status move to its category's default.
+    desired_categories = {s.category for s in desired.statuses}
     for category in STATUS_CATEGORIES:
-        candidates = [e for e in deleted_extras if e.category == category]
-        if category in final_categories or not candidates:
+        candidates = [e for e in extras if e.category == category]
+        if category in desired_categories or not candidates:
             continue
         keep = next((e for e in candidates if e.key == category), candidates[0])
-        deleted_extras.remove(keep)
+        extras.remove(keep)
         out.kept.append(
             KeptStatus(
                 keep.name, keep.category, f"the last {category!r} status; Kantata needs one per category"
             )
         )
-        final_categories.add(category)
 
     extra_deletes = [
         (
@@ -499,7 +485,7 @@ def _plan_statuses(
                 reason="not in the configuration; --prune",
             ),
         )
-        for extra in deleted_extras
+        for extra in extras
     ]
     _sequence(out, desired, set_id, current, renames, creates, replaces, extra_deletes)
     return out
@@ -537,7 +523,7 @@ def _sequence(
     def delete(obj: _Current, action: Action) -> None:
         category = obj.category
         if counts.get(category, 0) == 1:
-            label = category if category not in taken else f"{category} (placeholder)"
+            label = _free_name(category, taken)
             taken.add(status_key(label))
             add(
                 Action(
@@ -584,6 +570,16 @@ def _sequence(
                 "category is not left empty"
             )
     out.final = final
+
+
+def _free_name(category: str, taken: set[str]) -> str:
+    """A placeholder name for ``category`` that no status in the set has or will have (Kantata: 422)."""
+    for label in (category, f"{category} (placeholder)"):
+        if status_key(label) not in taken:
+            return label
+    return next(
+        label for n in itertools.count(2) if status_key(label := f"{category} (placeholder {n})") not in taken
+    )
 
 
 def _category(value: str) -> StatusCategory | None:

@@ -107,17 +107,16 @@ def render_apply(result: ApplyResult) -> str:
     """What an apply did, step by step, then whether Kantata now matches the catalog."""
     lines: list[str] = []
     for outcome in result.outcomes:
-        mark = "done  " if outcome.ok else "FAILED"
+        # An ensure step (the account default) is re-sent every run and changes nothing Kantata shows.
+        mark = ("re-sent" if outcome.action.ensure else "done   ") if outcome.ok else "FAILED "
         lines.append(f"{mark} [{outcome.action.set_name}] {describe_action(outcome.action)}")
         if outcome.error:
-            lines.append(f"       {outcome.error}")
+            lines.append(f"        {outcome.error}")
         for detail in outcome.details:
-            lines.append(f"       - {detail}")
+            lines.append(f"        - {detail}")
     for error in result.errors:
         lines.append(f"ERROR {error}")
     changed = len(result.changed)
-    if not result.outcomes:
-        lines.append("No changes.")
     if result.remaining is not None:
         for set_plan in result.remaining.sets:
             for kept in set_plan.kept:
@@ -130,9 +129,19 @@ def render_apply(result: ApplyResult) -> str:
         lines.append("Run apply again after fixing the cause: it re-plans from Kantata and carries on.")
     elif result.remaining.changes:
         lines.append(f"Apply: {made}, but a new plan still has {len(result.remaining.changes)} change(s).")
+    elif not changed:
+        lines.append("No changes: Kantata is in step with the catalog.")
     else:
         lines.append(f"Apply: {made}; Kantata is in step with the catalog.")
     return "\n".join(lines) + "\n"
+
+
+def _kept(plan: Plan) -> list[dict[str, str]]:
+    return [
+        {"set": s.desired.name, "name": k.name, "category": k.category, "reason": k.reason}
+        for s in plan.sets
+        for k in s.kept
+    ]
 
 
 def plan_summary(plan: Plan) -> dict[str, Any]:
@@ -142,11 +151,7 @@ def plan_summary(plan: Plan) -> dict[str, Any]:
         "prune": plan.prune,
         "changes": len(plan.changes),
         "actions": [a.to_dict() for a in plan.actions],
-        "kept": [
-            {"set": s.desired.name, "name": k.name, "category": k.category, "reason": k.reason}
-            for s in plan.sets
-            for k in s.kept
-        ],
+        "kept": _kept(plan),
         "warnings": list(plan.warnings),
         "errors": list(plan.errors),
     }
@@ -161,11 +166,7 @@ def apply_summary(result: ApplyResult) -> dict[str, Any]:
         "ok": result.ok,
         "changes": len(result.changed),
         "actions": [o.to_dict() for o in result.outcomes],
-        "kept": [
-            {"set": s.desired.name, "name": k.name, "category": k.category, "reason": k.reason}
-            for s in (remaining or result.planned).sets
-            for k in s.kept
-        ],
+        "kept": _kept(remaining or result.planned),
         "warnings": list(result.planned.warnings),
         "errors": list(result.errors) + [o.error for o in result.outcomes if o.error],
         "converged": remaining is not None and not remaining.changes and not remaining.errors,
