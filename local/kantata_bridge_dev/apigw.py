@@ -18,9 +18,11 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
+
+from kantata_sandbox.http_thread import AnyMethodHandler, ServerThread
 
 Handler = Callable[[dict[str, Any], Any], Any]
 
@@ -175,8 +177,7 @@ class ApiGatewayShim:
         self.timeout_seconds = timeout_seconds
         self.lock = lock or threading.Lock()
         self.on_exchange = on_exchange
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = ServerThread("apigw-shim")
 
     @property
     def url(self) -> str:
@@ -192,24 +193,14 @@ class ApiGatewayShim:
         class RequestHandler(_RequestHandler):
             owner = shim
 
-        self._server = ThreadingHTTPServer((self.host, self.port), RequestHandler)
-        self._server.daemon_threads = True
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.1}, name="apigw-shim", daemon=True
-        )
-        self._thread.start()
+        server = ThreadingHTTPServer((self.host, self.port), RequestHandler)
+        server.daemon_threads = True
+        self.port = self._serving.start(server)
         return self
 
     def stop(self) -> None:
         """Stop serving and close the socket; safe to call twice."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._serving.stop()
 
     def invoke(self, event: dict[str, Any]) -> tuple[int, dict[str, str], bytes]:
         """Call the handler with ``event``; a crash answers 500 as API Gateway does."""
@@ -222,28 +213,10 @@ class ApiGatewayShim:
         return parse_result(result)
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
+class _RequestHandler(AnyMethodHandler):  # quiet: the local stack prints its own lines
     owner: ApiGatewayShim
     protocol_version = "HTTP/1.1"
     server_version = "local-apigw"
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet: the local stack prints its own lines
-        pass
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
 
     def _handle(self) -> None:
         split = urlsplit(self.path)

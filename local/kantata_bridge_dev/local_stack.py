@@ -64,6 +64,11 @@ class WorkerOutcome:
     report_id: str | None = None
     workspace_id: str | None = None
 
+    @property
+    def detail(self) -> str:
+        """What a person wants next to the outcome: the Kantata report for a post, else the reason."""
+        return f"report {self.report_id}" if self.report_id and self.outcome == "posted" else self.reason
+
 
 class _OutcomeListener(logging.Handler):
     """Collects the worker's 'delivery outcome' log records, the same lines an operator reads in CloudWatch."""
@@ -107,18 +112,20 @@ class _Environment:
     def set(self, values: Mapping[str, str | None]) -> None:
         for name, value in values.items():
             self._saved.setdefault(name, os.environ.get(name))
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+            _put_env(name, value)
 
     def restore(self) -> None:
         for name, value in self._saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+            _put_env(name, value)
         self._saved.clear()
+
+
+def _put_env(name: str, value: str | None) -> None:
+    """Set ``name``, or remove it when ``value`` is None."""
+    if value is None:
+        os.environ.pop(name, None)
+    else:
+        os.environ[name] = value
 
 
 def reset_process_caches() -> None:
@@ -640,13 +647,9 @@ def delivery_rows(
         if status == 202:
             queue = by_key.get(delivery.dedupe_key, [])
             found = queue.pop(0) if queue else None
-            if found is None:
-                outcome, detail = "pending", "no outcome yet"
-            else:
-                outcome = found.outcome
-                detail = (
-                    f"report {found.report_id}" if found.report_id and outcome == "posted" else found.reason
-                )
+            outcome, detail = (
+                ("pending", "no outcome yet") if found is None else (found.outcome, found.detail)
+            )
         else:
             outcome = str(answer.get("status", "rejected"))
             detail = str(answer.get("reason") or answer.get("event_type") or answer.get("message") or "")
@@ -770,7 +773,8 @@ def run_demo(args: argparse.Namespace) -> int:
         format_table(
             ["delivery", "note", "delivery id", "HTTP", "outcome", "reason / report"],
             [
-                [r.label, r.note, r.delivery_id[:13], str(r.status), r.outcome, _clip(r.detail, 70)]
+                # The whole id: Jira's differ only at the end, and a person looks them up in the log file.
+                [r.label, r.note, r.delivery_id, str(r.status), r.outcome, _clip(r.detail, 60)]
                 for r in rows
             ],
         )
@@ -827,12 +831,7 @@ def run_serve(args: argparse.Namespace) -> int:
         )
 
     def show_outcome(outcome: WorkerOutcome) -> None:
-        detail = (
-            f"report {outcome.report_id}"
-            if outcome.report_id and outcome.outcome == "posted"
-            else outcome.reason
-        )
-        print(f"{_now()}  outcome {outcome.outcome:<8} {outcome.dedupe_key}  {detail}", flush=True)
+        print(f"{_now()}  outcome {outcome.outcome:<8} {outcome.dedupe_key}  {outcome.detail}", flush=True)
 
     with (
         _log_file(args.log_file) as log,
@@ -887,7 +886,10 @@ def _serve_banner(stack: LocalStack, secrets_doc: Mapping[str, list[str]], args:
         f"  function logs      : {args.log_file}",
         "",
         "Redrive dead-lettered and parked deliveries (after a fix):",
-        f"  kantata-bridge redrive --endpoint-url {stack.endpoint_url} --queue-url {res.queue_url} \\",
+        # The region matters: moto keeps each region's queues apart, and the caller's AWS configuration may name
+        # another one. moto has no StartMessageMoveTask, so the manual method (receive, re-send, delete).
+        f"  kantata-bridge redrive --endpoint-url {stack.endpoint_url} --region {REGION} --method manual \\",
+        f"    --queue-url {res.queue_url} \\",
         f"    --dead-letter-queue-url {res.dead_letter_queue_url} --state-table {res.state_table}",
         "",
         "Try it (a signed GitHub delivery of a sample payload):",

@@ -16,6 +16,7 @@ Works against AWS (names from ``--stack-name``'s CloudFormation outputs, from fl
 from __future__ import annotations
 
 import argparse
+import itertools
 import os
 import sys
 import time
@@ -255,16 +256,18 @@ def requeue_parked(
     from kantata_bridge.worker.outcomes import OutcomeStore
 
     store = OutcomeStore(table, dynamodb)
+    # Listed first, so the progress bar has a total (a parked index is small: it holds what needs a person).
+    parked = list(itertools.islice(store.parked(), limit))
+    progress.set(0, len(parked))
     requeued = 0
     skipped: list[str] = []
-    for outcome in store.parked():
-        if limit is not None and requeued >= limit:
-            break
+    for outcome in parked:
         try:
             envelope = DeliveryEnvelope.from_message(outcome.envelope or "")
         except EnvelopeError as exc:
             # Replaying a message that is not an envelope would only park it again.
             skipped.append(f"{outcome.dedupe_key}: not replayable ({exc})")
+            progress.advance()
             continue
         # The envelope exactly as it was queued, with the message attributes the receiver sends.
         attributes = {
@@ -304,8 +307,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="auto",
         help="DLQ: StartMessageMoveTask, receive/send/delete, or auto (the task where supported)",
     )
-    parser.add_argument("--limit", type=int, default=None, help="move at most this many per source")
+    parser.add_argument(
+        "--limit",
+        type=_positive_int,
+        default=None,
+        help="move at most this many per source (uses --method manual)",
+    )
     parser.add_argument("--dry-run", action="store_true", help="list what would move; change nothing")
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def run(args: argparse.Namespace) -> int:
@@ -321,6 +339,11 @@ def run(args: argparse.Namespace) -> int:
             region_name=args.region or session.region_name or "us-east-1",
         )
     try:
+        if args.limit is not None and args.method == "move-task" and _wants(args, "dlq"):
+            # A move task always moves the whole queue; say so rather than quietly moving by hand.
+            raise RedriveError(
+                "--limit cannot be used with --method move-task (a move task moves everything)"
+            )
         targets = resolve_targets(args, session)
         sqs = session.client("sqs", endpoint_url=args.endpoint_url)
         dynamodb = session.client("dynamodb", endpoint_url=args.endpoint_url)
@@ -392,7 +415,7 @@ def _redrive(args: argparse.Namespace, targets: Targets, sqs: Any, dynamodb: Any
         if not targets.state_table:
             print("parked deliveries: no state table (--state-table / --stack-name); skipped")
         else:
-            progress = Progress("parked deliveries", None)
+            progress = Progress("parked deliveries", 0)
             requeued, skipped = requeue_parked(
                 dynamodb, sqs, targets.state_table, targets.queue_url, progress, args.limit
             )

@@ -1,8 +1,9 @@
 """The local stack's AWS resources, created on a moto server with the names and settings of template.yaml.
 
-The table keys, GSI and TTL attributes, the queues' retention and redrive, and the bucket's public-access
-block are read from the template itself, so the local stack cannot drift from what `sam deploy` creates.
-Only the visibility timeout is shortened (a failed delivery reappears in seconds, not minutes).
+The table keys, GSI, TTL attribute, encryption and point-in-time recovery, the queues' retention, encryption
+and redrive, and the bucket's encryption, public-access block, ownership and lifecycle rules are read from
+the template itself, so the local stack cannot drift from what `sam deploy` creates. Only the visibility
+timeout (a failed delivery reappears in seconds, not minutes) and, when asked, maxReceiveCount are local.
 """
 
 from __future__ import annotations
@@ -91,6 +92,21 @@ class TemplateMirror:
             return param["Default"]
         return value
 
+    def lifecycle_rule(self, rule: Mapping[str, Any]) -> dict[str, Any]:
+        """A CloudFormation S3 lifecycle rule in the S3 API's shape (the forms the template uses)."""
+        known = {"Id", "Status", "ExpirationInDays", "AbortIncompleteMultipartUpload", "Prefix"}
+        if set(rule) - known:
+            raise TemplateError(f"lifecycle rule keys {sorted(set(rule) - known)} are not mirrored locally")
+        api: dict[str, Any] = {"Status": rule["Status"], "Filter": {"Prefix": rule.get("Prefix", "")}}
+        if "Id" in rule:
+            api["ID"] = rule["Id"]
+        if "ExpirationInDays" in rule:
+            api["Expiration"] = {"Days": int(self.resolve(rule["ExpirationInDays"]))}
+        if "AbortIncompleteMultipartUpload" in rule:
+            days = self.resolve(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+            api["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": int(days)}
+        return api
+
 
 def create_resources(
     session: Any,
@@ -116,7 +132,10 @@ def create_resources(
     dlq_props = mirror.properties("DeadLetterQueue")
     dlq_url = sqs.create_queue(
         QueueName=f"{prefix}-dlq",
-        Attributes={"MessageRetentionPeriod": str(mirror.resolve(dlq_props["MessageRetentionPeriod"]))},
+        Attributes={
+            "MessageRetentionPeriod": str(mirror.resolve(dlq_props["MessageRetentionPeriod"])),
+            **_queue_encryption(dlq_props),
+        },
     )["QueueUrl"]
     dlq_arn = _queue_arn(sqs, dlq_url)
 
@@ -129,6 +148,7 @@ def create_resources(
             "VisibilityTimeout": str(visibility_timeout),
             "MessageRetentionPeriod": str(mirror.resolve(queue_props["MessageRetentionPeriod"])),
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": receive_count}),
+            **_queue_encryption(queue_props),
         },
     )["QueueUrl"]
 
@@ -144,7 +164,14 @@ def create_resources(
         }
         if props.get("GlobalSecondaryIndexes"):
             kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        if props.get("SSESpecification", {}).get("SSEEnabled"):
+            kwargs["SSESpecification"] = {"Enabled": True}
         dynamodb.create_table(**kwargs)
+        if props.get("PointInTimeRecoverySpecification", {}).get("PointInTimeRecoveryEnabled"):
+            dynamodb.update_continuous_backups(
+                TableName=name,
+                PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True},
+            )
         ttl = props["TimeToLiveSpecification"]
         dynamodb.update_time_to_live(
             TableName=name,
@@ -154,8 +181,27 @@ def create_resources(
 
     bucket = f"{prefix}-payloads"
     s3.create_bucket(Bucket=bucket)
-    block = mirror.properties("PayloadBucket")["PublicAccessBlockConfiguration"]
-    s3.put_public_access_block(Bucket=bucket, PublicAccessBlockConfiguration=block)
+    bucket_props = mirror.properties("PayloadBucket")
+    s3.put_public_access_block(
+        Bucket=bucket, PublicAccessBlockConfiguration=bucket_props["PublicAccessBlockConfiguration"]
+    )
+    s3.put_bucket_encryption(
+        Bucket=bucket,
+        ServerSideEncryptionConfiguration={
+            "Rules": [
+                {"ApplyServerSideEncryptionByDefault": rule["ServerSideEncryptionByDefault"]}
+                for rule in bucket_props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            ]
+        },
+    )
+    if "OwnershipControls" in bucket_props:
+        s3.put_bucket_ownership_controls(Bucket=bucket, OwnershipControls=bucket_props["OwnershipControls"])
+    s3.put_bucket_lifecycle_configuration(
+        Bucket=bucket,
+        LifecycleConfiguration={
+            "Rules": [mirror.lifecycle_rule(rule) for rule in bucket_props["LifecycleConfiguration"]["Rules"]]
+        },
+    )
 
     webhook_secrets_name = f"{prefix}/webhook-secrets"
     kantata_token_name = f"{prefix}/kantata-token"
@@ -175,6 +221,10 @@ def create_resources(
         max_receive_count=receive_count,
         visibility_timeout=visibility_timeout,
     )
+
+
+def _queue_encryption(props: Mapping[str, Any]) -> dict[str, str]:
+    return {"SqsManagedSseEnabled": "true"} if props.get("SqsManagedSseEnabled") else {}
 
 
 def _queue_arn(sqs: Any, url: str) -> str:

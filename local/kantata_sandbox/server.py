@@ -26,11 +26,12 @@ from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from typing import Any, Final
 from urllib.parse import parse_qsl, urlsplit
 
 from kantata_sandbox.faults import DROP, DROP_AFTER, FaultPlan, FaultPlanError
+from kantata_sandbox.http_thread import AnyMethodHandler, ServerThread
 from kantata_sandbox.state import ApiError, SandboxState, bad_request, not_found
 
 API_PREFIX: Final = "/api/v1"
@@ -170,31 +171,13 @@ def _api_route(path: str) -> str:
     return path[len(API_PREFIX) :].removesuffix(".json").rstrip("/") or "/"
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
+class _RequestHandler(AnyMethodHandler):  # quiet: the sandbox's request log says all
     server: _Server
     protocol_version = "HTTP/1.1"  # keep-alive, as requests.Session expects
     timeout = 30  # idle keep-alive connections end by themselves
     # TCP_NODELAY: an answer is written as headers, then body. With Nagle on, the body waits for the ACK of
     # the headers, which a keep-alive client delays (~40 ms on Linux), so every request took ~45 ms.
     disable_nagle_algorithm = True
-
-    def log_message(self, format: str, *args: Any) -> None:  # the sandbox is quiet; the request log says all
-        return
-
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
 
     # ---- plumbing ---------------------------------------------------------------------------------------
 
@@ -391,8 +374,7 @@ class KantataSandbox:
         self.state = SandboxState()
         self._requests: deque[RecordedRequest] = deque(maxlen=max_recorded)
         self._requests_lock = threading.Lock()
-        self._server: _Server | None = None
-        self._thread: threading.Thread | None = None
+        self._serving = ServerThread("kantata-sandbox", poll_interval=0.05)
 
     def __repr__(self) -> str:  # never shows the token
         return f"KantataSandbox(url={self.url!r})"
@@ -413,28 +395,13 @@ class KantataSandbox:
 
     def start(self) -> KantataSandbox:
         """Bind and serve in a daemon thread. Raises OSError if the port is taken."""
-        if self._server is not None:
-            return self
-        self._server = _Server((self.host, self.port), self)
-        self.port = int(self._server.server_address[1])
-        self._thread = threading.Thread(
-            target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="kantata-sandbox",
-            daemon=True,
-        )
-        self._thread.start()
+        if not self._serving.running:
+            self.port = self._serving.start(_Server((self.host, self.port), self))
         return self
 
     def stop(self) -> None:
         """Stop serving and close the socket; safe to call twice."""
-        server, self._server = self._server, None
-        if server is not None:
-            server.shutdown()
-            server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+        self._serving.stop()
 
     def __enter__(self) -> KantataSandbox:
         return self.start()

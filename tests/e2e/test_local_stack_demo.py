@@ -2,12 +2,39 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import pytest
 from kantata_bridge_dev.cli import main as cli
 
 pytestmark = pytest.mark.e2e
+
+# (delivery, note) -> (HTTP status, outcome): the table docs/local-stack.md promises.
+EXPECTED = {
+    ("github_ping", ""): ("200", "ok"),
+    ("github_issues_opened", ""): ("202", "posted"),
+    ("github_issues_labeled_blocked", ""): ("202", "posted"),
+    ("github_pull_request_opened", ""): ("202", "posted"),
+    ("github_pull_request_closed_merged", ""): ("202", "posted"),
+    ("github_issues_closed", ""): ("202", "posted"),
+    ("github_issues_opened", "redelivered (duplicate)"): ("202", "skipped"),
+    ("github_push", "event type not subscribed"): ("200", "ignored"),
+    ("jira_issue_created", ""): ("202", "posted"),
+    ("jira_issue_updated_done", "newer update sent first"): ("202", "posted"),
+    ("jira_issue_updated_in_progress", "older update, arrives late"): ("202", "skipped"),
+    ("jira_issue_created", "forged signature"): ("401", "rejected"),
+}
+
+
+def parse_table(text: str) -> list[dict[str, str]]:
+    """Rows of a fixed-width table printed by the demo (columns located by the dashes under the header)."""
+    lines = text.strip("\n").splitlines()
+    header, dashes, *rows = lines
+    spans = [m.span() for m in re.finditer(r"-+", dashes)]
+    spans[-1] = (spans[-1][0], None)  # the last column is not padded
+    names = [header[a:b].strip() for a, b in spans]
+    return [{n: row[a:b].strip() for n, (a, b) in zip(names, spans, strict=True)} for row in rows if row]
 
 
 def test_demo_prints_reports_and_every_delivery_outcome_and_exits_0(tmp_path, capsys):
@@ -18,17 +45,25 @@ def test_demo_prints_reports_and_every_delivery_outcome_and_exits_0(tmp_path, ca
     out = capsys.readouterr().out
     # Then it exits 0 and shows the reports Kantata got and what became of each delivery
     assert code == 0
-    reports, deliveries = out.split("Kantata status reports created", 1)[1].split("\nDeliveries\n", 1)
-    assert "acme/webapp#42" in reports
-    assert "PROJ-12" in reports
-    outcomes = [line for line in deliveries.splitlines() if line.startswith(("github_", "jira_"))]
-    assert len(outcomes) == 12
-    text = "\n".join(outcomes)
-    assert text.count(" posted ") == 7
+    reports_text, rest = out.split("Kantata status reports created\n", 1)[1].split("\nDeliveries\n", 1)
+    deliveries_text = rest.split("\n\n", 1)[0]
+    reports = parse_table(reports_text)
+    deliveries = parse_table(deliveries_text)
+    assert {r["external ref"] for r in reports} == {"acme/webapp#42", "acme/webapp#43", "PROJ-12"}
+    assert [(d["delivery"], d["note"]) for d in deliveries] == list(EXPECTED)
+    for row in deliveries:
+        assert (row["HTTP"], row["outcome"]) == EXPECTED[(row["delivery"], row["note"])], row
+    text = deliveries_text
     assert "duplicate: already processed" in text
     assert "stale: version" in text
-    assert " ignored " in text
-    assert " 401 " in text
+    # And every report a delivery row names is a report in Kantata's table, one per posted delivery
+    named = [d["reason / report"].removeprefix("report ") for d in deliveries if d["outcome"] == "posted"]
+    assert sorted(named) == sorted(r["id"] for r in reports)
+    # And each delivery shows its whole id (Jira's differ only in their last digits), the duplicate its first's
+    ids = {(d["delivery"], d["note"]): d["delivery id"] for d in deliveries}
+    jira_ids = [i for (label, _), i in ids.items() if label.startswith("jira_")]
+    assert len(set(jira_ids)) == len(jira_ids)
+    assert ids[("github_issues_opened", "redelivered (duplicate)")] == ids[("github_issues_opened", "")]
     # And the functions' logs went to the log file, not the terminal
     assert '"message":"delivery outcome"' in (tmp_path / "demo.log").read_text()
     assert '"level"' not in out

@@ -29,7 +29,11 @@ HOOK_ID = "498765432"
 
 
 def github_delivery(payload: str, event: str, delivery_id: str | None = None) -> tuple[dict[str, str], bytes]:
-    body = (PAYLOADS / payload).read_bytes()
+    return signed_github((PAYLOADS / payload).read_bytes(), event, delivery_id)
+
+
+def signed_github(body: bytes, event: str, delivery_id: str | None = None) -> tuple[dict[str, str], bytes]:
+    """``body`` as GitHub delivers it: headers of event ``event``, signed with the sample secret."""
     digest = hmac.new(GITHUB_SECRET.encode(), body, hashlib.sha256).hexdigest()
     headers = {
         "Content-Type": "application/json",
@@ -135,17 +139,9 @@ def test_older_jira_update_arriving_late_is_skipped_as_stale(stack):
 
 def test_unsubscribed_event_type_is_ignored_with_200_and_not_queued(stack):
     # Given a correctly signed delivery of an event type the bridge does not handle
-    body = b'{"ref":"refs/heads/main","repository":{"full_name":"acme/webapp"}}'
-    digest = hmac.new(GITHUB_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    headers = {
-        "Content-Type": "application/json",
-        "X-GitHub-Event": "push",
-        "X-GitHub-Delivery": str(uuid.uuid4()),
-        "X-GitHub-Hook-ID": HOOK_ID,
-        "X-Hub-Signature-256": f"sha256={digest}",
-    }
+    push = signed_github(b'{"ref":"refs/heads/main","repository":{"full_name":"acme/webapp"}}', "push")
     # When it is posted
-    response = send(stack, "github", (headers, body))
+    response = send(stack, "github", push)
     # Then GitHub gets a 200 (so it does not count a failure) and nothing reaches the queue or Kantata
     assert response.status_code == 200
     assert response.json()["status"] == "ignored"
@@ -208,17 +204,8 @@ def test_large_body_goes_through_the_claim_check_bucket(stack):
     # Given a GitHub delivery whose body is above the inline SQS limit (padding inside the JSON document)
     doc = json.loads((PAYLOADS / "github_issues_opened.json").read_text(encoding="utf-8"))
     doc["issue"]["body"] = "x" * 300_000
-    body = json.dumps(doc).encode()
-    digest = hmac.new(GITHUB_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    headers = {
-        "Content-Type": "application/json",
-        "X-GitHub-Event": "issues",
-        "X-GitHub-Delivery": str(uuid.uuid4()),
-        "X-GitHub-Hook-ID": HOOK_ID,
-        "X-Hub-Signature-256": f"sha256={digest}",
-    }
     # When it is posted
-    response = send_and_settle(stack, "github", (headers, body))
+    response = send_and_settle(stack, "github", signed_github(json.dumps(doc).encode(), "issues"))
     # Then the body went to S3 and the worker still posted the report
     assert response.status_code == 202
     objects = stack.session().client("s3").list_objects_v2(Bucket=stack.resources.payload_bucket)

@@ -101,7 +101,11 @@ def test_parked_delivery_is_queued_again_by_redrive_and_posted(stack, capsys):
     assert "parked deliveries: 1 would be queued again" in listing
     assert parked.dedupe_key in listing
     assert cli(redrive_args(stack, "--source", "parked")) == 0
-    assert "parked deliveries: 1 queued again" in capsys.readouterr().out
+    printed = capsys.readouterr()
+    assert "parked deliveries: 1 queued again" in printed.out
+    # And the progress on stderr counts against the number to redrive, known before the first one is sent
+    assert "parked deliveries: [" in printed.err
+    assert "1/1" in printed.err
     # Then the delivery is processed again and posted, and nothing is left parked
     assert stack.wait_for_outcomes(2)
     assert stack.outcomes[-1].outcome == "posted"
@@ -113,3 +117,21 @@ def test_redrive_without_a_queue_says_what_is_missing(capsys, monkeypatch):
     monkeypatch.delenv("QUEUE_URL", raising=False)
     assert cli(["redrive", "--endpoint-url", "http://127.0.0.1:9", "--dry-run"]) == 2
     assert "no events queue" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("limit", ["0", "-3", "two"])
+def test_redrive_refuses_a_limit_that_is_not_a_positive_count(limit, capsys):
+    # Given a limit that would move nothing (or is not a number), When redrive is asked to use it
+    with pytest.raises(SystemExit) as stopped:
+        cli(["redrive", "--queue-url", "http://127.0.0.1:9/q", "--limit", limit, "--dry-run"])
+    # Then argparse refuses it with a usage error before anything is read or moved
+    assert stopped.value.code == 2
+    assert "--limit" in capsys.readouterr().err
+
+
+def test_redrive_refuses_a_limit_with_the_move_task_method_instead_of_ignoring_one(capsys):
+    # Given an explicit move task (which always moves the whole queue) and a limit
+    code = cli(["redrive", "--queue-url", "http://127.0.0.1:9/q", "--method", "move-task", "--limit", "5"])
+    # Then redrive says the two do not go together, and touches nothing
+    assert code == 2
+    assert "--limit cannot be used with --method move-task" in capsys.readouterr().err

@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import os
+import shlex
 import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -40,7 +44,7 @@ def test_serve_posts_to_the_kantata_account_given_with_a_token_from_the_environm
             "--port",
             str(port),
             "--duration",
-            "8",
+            "15",
             "--kantata-base-url",
             account.base_url,
             "--kantata-token-env",
@@ -70,16 +74,42 @@ def test_serve_posts_to_the_kantata_account_given_with_a_token_from_the_environm
         deadline = time.monotonic() + 20
         while not account.state.status_reports and time.monotonic() < deadline:
             time.sleep(0.1)
+        banner = capsys.readouterr().out
+        # And the redrive command serve printed is run as printed (a dry run), by a user whose AWS
+        # configuration names another region
+        redrive = printed_redrive_command(banner)
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(AWS_DEFAULT_REGION="eu-west-1", AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x")
+        listing = subprocess.run(  # noqa: S603 - our own CLI, with the arguments serve printed
+            [sys.executable, "-m", "kantata_bridge_dev.cli", *redrive[1:], "--dry-run"],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
         runner.join(timeout=30)
     # Then the report is in that account, serve printed the request and the outcome, and it ended cleanly
     assert status == 202
     assert [r.workspace_id for r in account.state.status_reports.values()] == ["41002"]
-    out = capsys.readouterr().out
+    # And the printed redrive command reached the stack's queues and table
+    assert redrive[:2] == ["kantata-bridge", "redrive"]
+    assert listing.returncode == 0, listing.stderr
+    assert "dead-letter queue: 0 message(s) would move" in listing.stdout
+    assert "parked deliveries: 0 would be queued again" in listing.stdout
+    out = banner + capsys.readouterr().out
     assert "Jira webhook URL" in out
     assert "HTTP 202 POST /webhooks/jira" in out
     assert "outcome posted" in out
     assert "account-token" not in out
     assert result == [0]
+
+
+def printed_redrive_command(banner: str) -> list[str]:
+    """The `kantata-bridge redrive ...` command from serve's banner, continuation lines joined."""
+    start = banner.index("kantata-bridge redrive")
+    text = banner[start:].split("\n\n", 1)[0].replace("\\\n", " ")
+    return shlex.split(text)
 
 
 def test_serve_refuses_a_kantata_url_without_a_token_variable(capsys, monkeypatch):

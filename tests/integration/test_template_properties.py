@@ -264,7 +264,12 @@ def test_powertools_settings_are_global(template):
         ),
         (
             "CatalogSyncFunction",
-            {"KANTATA_BASE_URL", "KANTATA_TOKEN_SECRET_NAME", "CATALOG_CONFIG_PARAMETER"},
+            {
+                "KANTATA_BASE_URL",
+                "KANTATA_TOKEN_SECRET_NAME",
+                "CATALOG_CONFIG_PARAMETER",
+                "CATALOG_STATE_PARAMETER",
+            },
         ),
     ],
 )
@@ -301,6 +306,47 @@ def test_catalog_sync_schedule_is_disabled_by_default(template):
         "Fn::Equals": [{"Ref": "CatalogSyncScheduleEnabled"}, "true"]
     }
     assert template["Parameters"]["CatalogSyncScheduleEnabled"]["Default"] == "false"
+
+
+def test_catalog_sync_keeps_its_pins_in_a_stack_owned_string_parameter_that_starts_empty(template):
+    # Given the catalog sync's environment and the parameter it names
+    from kantata_bridge.catalog.pins import CatalogPins
+
+    env = template["Resources"]["CatalogSyncFunction"]["Properties"]["Environment"]["Variables"]
+    assert env["CATALOG_STATE_PARAMETER"] == {"Ref": "CatalogState"}
+    state = template["Resources"]["CatalogState"]
+    # Then it is a plain String parameter (the job writes it with PutParameter Type=String, Overwrite=True)
+    assert state["Type"] == "AWS::SSM::Parameter"
+    assert state["Properties"]["Type"] == "String"
+    assert "Condition" not in state
+    # And its first value reads as "no pins yet", not as an unreadable state the run would warn about
+    assert CatalogPins.from_json(state["Properties"]["Value"]) == CatalogPins()
+
+
+def _parameter_arn(name: Any) -> dict[str, Any]:
+    return {
+        "Fn::Sub": f"arn:${{AWS::Partition}}:ssm:${{AWS::Region}}:${{AWS::AccountId}}:parameter${{{name}}}"
+    }
+
+
+def test_catalog_sync_may_read_and_write_its_pins_parameter_and_nothing_else_in_ssm(template):
+    # Given every inline statement of every function that names an SSM action
+    ssm = [
+        (name, statement)
+        for name, statement in _inline_statements(template)
+        if any(str(a).startswith("ssm:") for a in statement["Action"])
+    ]
+    writers = [(n, s) for n, s in ssm if "ssm:PutParameter" in s["Action"]]
+    # Then only the catalog sync writes, only GetParameter/PutParameter, and only on its pins parameter
+    assert len(writers) == 1
+    name, statement = writers[0]
+    assert name == "CatalogSyncFunction"
+    assert sorted(statement["Action"]) == ["ssm:GetParameter", "ssm:PutParameter"]
+    assert statement["Resource"] == _parameter_arn("CatalogState")
+    # And every other SSM grant is a read of one named parameter
+    for name, statement in ssm:
+        if statement is not writers[0][1]:
+            assert statement["Action"] == ["ssm:GetParameter"], name
 
 
 # ---------------------------------------------------------------- IAM
@@ -350,6 +396,54 @@ def test_alarms_cover_dlq_worker_errors_api_5xx_and_message_age(template):
     assert _resources(template, "AWS::CloudWatch::Dashboard")
 
 
+CODE_DIRS = [ROOT / "layers" / "bridge" / "kantata_bridge", ROOT / "functions"]
+
+
+def _code() -> str:
+    return "\n".join(p.read_text(encoding="utf-8") for d in CODE_DIRS for p in sorted(d.rglob("*.py")))
+
+
+def _emitted_metric_names() -> set[str]:
+    """The metric names the bridge's code passes to Powertools' add_metric (f-strings expanded)."""
+    from kantata_bridge.worker.outcomes import OutcomeKind
+
+    code = _code()
+    names = set(re.findall(r'add_metric\(\s*name="(\w+)"', code))
+    if 'name=f"Deliveries{outcome.kind.value.capitalize()}"' in code:
+        names |= {f"Deliveries{kind.value.capitalize()}" for kind in OutcomeKind}
+    assert names, "no add_metric call found; has the metrics API changed?"
+    return names
+
+
+def test_alarms_on_the_bridges_own_metrics_watch_names_and_dimensions_the_code_emits(template):
+    # Given the namespace and service the functions' Powertools Metrics use, and the names the code emits
+    env = template["Globals"]["Function"]["Environment"]["Variables"]
+    namespace, service = env["POWERTOOLS_METRICS_NAMESPACE"], env["POWERTOOLS_SERVICE_NAME"]
+    emitted = _emitted_metric_names()
+    alarms = {
+        name: a["Properties"]
+        for name, a in _resources(template, "AWS::CloudWatch::Alarm").items()
+        if a["Properties"]["Namespace"] == namespace
+    }
+    # Then parked deliveries and failed catalog runs (no AWS metric shows either) raise an alarm
+    assert {a["MetricName"] for a in alarms.values()} >= {"DeliveriesParked", "CatalogRunFailed"}
+    for name, alarm in alarms.items():
+        # And each watches a metric that exists, with the one dimension Powertools adds (service)
+        assert alarm["MetricName"] in emitted, name
+        assert alarm["Dimensions"] == [{"Name": "service", "Value": service}], name
+
+
+def test_dashboard_searches_every_dimension_set_the_bridges_metrics_carry(template):
+    # Given the dimensions the code adds on top of Powertools' service dimension (the receiver adds tracker)
+    extra = set(re.findall(r'add_dimension\(\s*name="(\w+)"', _code()))
+    assert "tracker" in extra
+    body = template["Resources"]["Dashboard"]["Properties"]["DashboardBody"]["Fn::Sub"][0]
+    namespace = template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+    # Then a SEARCH covers each exact set (a SEARCH schema matches only metrics with exactly those dimensions)
+    for dimensions in [["service"], *(["service", d] for d in sorted(extra))]:
+        assert f"SEARCH('{{{namespace},{','.join(dimensions)}}}" in body, dimensions
+
+
 @pytest.mark.parametrize("tracker", ["github", "jira"])
 def test_outputs_give_a_webhook_url_per_tracker(template, tracker):
     urls = [
@@ -361,6 +455,12 @@ def test_outputs_give_a_webhook_url_per_tracker(template, tracker):
 
 def test_redrive_can_find_its_queues_and_table_in_the_outputs(template):
     assert {"QueueUrl", "DeadLetterQueueUrl", "StateTableName"} <= set(template["Outputs"])
+
+
+def test_outputs_name_every_parameter_an_operator_edits_or_reads(template):
+    outputs = template["Outputs"]
+    assert outputs["CatalogStateParameter"]["Value"] == {"Ref": "CatalogState"}
+    assert {"RoutingConfigParameter", "CatalogConfigParameter", "CatalogSyncFunctionName"} <= set(outputs)
 
 
 # ---------------------------------------------------------------- scan suppressions
