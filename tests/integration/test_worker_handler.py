@@ -15,13 +15,15 @@ from kantata_bridge.envelope import BodyPointer
 from kantata_bridge.kantata.client import KantataClient
 from moto import mock_aws
 
-from benchmarks.worker import (
+from tests.support.logs import bridge_log_lines
+from tests.support.worker_env import (
     IDEMPOTENCY_TABLE,
     PAYLOAD_BUCKET,
     FakeLambdaContext,
     SqsSimulator,
     WorkerHarness,
     envelope_for,
+    fake_aws_env,
     load_handler,
     sqs_event,
 )
@@ -32,9 +34,7 @@ NOW = dt.datetime(2026, 11, 22, 12, 0, tzinfo=dt.UTC)
 
 @pytest.fixture
 def aws(monkeypatch):
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
+    fake_aws_env(monkeypatch.setenv)
     with mock_aws():
         yield
 
@@ -353,8 +353,10 @@ def test_422_parks_the_delivery_with_its_reason_while_the_rest_of_the_batch_succ
         assert "422" in parked[0].reason
         assert "workspace_id" in parked[0].reason
         assert parked[0].envelope == bad.to_message()
-        # A parked delivery is never retried in a loop: redelivering it parks it again without a loop.
+        # A parked delivery is never retried in a loop: redelivering it parks it again without a loop,
+        # and it is still listed once for redrive.
         assert invoke(handler, [bad]) == {"batchItemFailures": []}
+        assert [p.dedupe_key for p in harness.outcomes().parked()] == [bad.dedupe_key]
     finally:
         harness.close()
 
@@ -413,3 +415,120 @@ def test_routing_config_from_ssm_parameter(aws, kantata_sandbox, tmp_path, monke
         assert report.description.startswith("Issue PROJ-12 created")
     finally:
         harness.close()
+
+
+def test_idempotency_record_is_keyed_on_the_delivery_and_lives_for_the_configured_lifetime(
+    aws, kantata_sandbox, tmp_path, monkeypatch
+):
+    # Given a worker whose idempotency lifetime is set to 9 days
+    monkeypatch.setenv("IDEMPOTENCY_TTL_SECONDS", str(9 * 86400))
+    harness = make_harness(kantata_sandbox, tmp_path)
+    try:
+        env = envelope_for("jira_issue_created")
+        context = FakeLambdaContext(remaining_ms=120_000)
+        # When one delivery is handled
+        before = time.time()
+        assert load_handler().lambda_handler(sqs_event([env]), context) == {"batchItemFailures": []}
+        [item] = boto3.client("dynamodb").scan(TableName=IDEMPOTENCY_TABLE)["Items"]
+        # Then its record is keyed on the delivery's dedupe key (not the SQS message id) ...
+        assert item["id"]["S"].endswith("#" + hashlib.md5(json.dumps(env.dedupe_key).encode()).hexdigest())  # noqa: S324
+        # ... expires after the configured lifetime ...
+        assert before + 9 * 86400 - 5 <= int(item["expiration"]["N"]) <= time.time() + 9 * 86400 + 5
+        # ... and its in-progress lock ended with the invocation's remaining time (Lambda context registered)
+        lock_ms = int(item["in_progress_expiration"]["N"])
+        assert before * 1000 + 110_000 <= lock_ms <= time.time() * 1000 + 120_000
+    finally:
+        harness.close()
+
+
+@pytest.fixture
+def log_lines():
+    with bridge_log_lines() as lines:
+        yield lines
+
+
+def test_the_kantata_token_and_stack_traces_reach_no_log_line_outcome_or_response(
+    harness, handler, log_lines
+):
+    # Given deliveries that are posted, fail with 503, are parked after a 401, and fail to fetch the token
+    token = harness.sandbox.token
+    posted, failed, parked, no_token = (
+        envelope_for("github_issues_opened"),
+        envelope_for("jira_issue_created"),
+        envelope_for("jira_issue_updated_in_progress", delivery_id="d-401"),
+        envelope_for("jira_issue_updated_done", delivery_id="d-no-token"),
+    )
+    responses = [invoke(handler, [posted])]
+    harness.sandbox.faults.script([503], method="POST", path_prefix="/status_reports")
+    responses.append(invoke(handler, [failed]))
+    harness.sandbox.faults.script([401], method="POST", path_prefix="/status_reports")
+    responses.append(invoke(handler, [parked]))
+    boto3.client("secretsmanager").delete_secret(
+        SecretId=harness.runtime.default_worker().kantata.settings.kantata_token_secret_name,
+        ForceDeleteWithoutRecovery=True,
+    )
+    harness.runtime.default_worker().kantata.invalidate()
+    responses.append(invoke(handler, [no_token]))
+    # Then each path ended as expected ...
+    kinds = [harness.outcomes().get(e.dedupe_key).kind.value for e in (posted, failed, parked, no_token)]
+    assert kinds == ["posted", "failed", "parked", "failed"]
+    assert harness.outcomes().get(no_token.dedupe_key).reason == "kantata client: GetParameterError"
+    # ... and the token is in no log line, stored outcome or handler response, and no stack trace was logged
+    logged = log_lines.getvalue()
+    assert "delivery outcome" in logged
+    stored = boto3.client("dynamodb").scan(TableName=harness.outcomes().table_name)["Items"]
+    for text in (logged, json.dumps(stored), json.dumps(responses)):
+        assert token not in text
+        assert "Traceback" not in text
+
+
+def test_every_delivery_in_a_mixed_batch_ends_with_one_log_line_one_metric_and_one_record(
+    harness, handler, log_lines, capsys
+):
+    # Given a batch with a new issue (twice: a duplicate copy), a ping, a message that is no envelope,
+    # and two Jira edits of one issue (the older one is superseded)
+    opened = envelope_for("github_issues_opened")
+    ping = envelope_for("github_ping")
+    older = envelope_for("jira_issue_updated_in_progress", delivery_id="j-older")
+    newer = envelope_for("jira_issue_updated_done", delivery_id="j-newer")
+    event = sqs_event([opened, opened, ping, "{not an envelope", older, newer])
+    capsys.readouterr()
+    # When the worker handles it
+    assert handler.lambda_handler(event, FakeLambdaContext()) == {"batchItemFailures": []}
+    # Then each record has exactly one "delivery outcome" log line, with the expected outcome
+    lines = [json.loads(line) for line in log_lines.getvalue().splitlines() if line.startswith("{")]
+    outcomes = [(x["dedupe_key"], x["outcome"]) for x in lines if x.get("message") == "delivery outcome"]
+    bad_key = "sqs:" + event["Records"][3]["messageId"]
+    assert sorted(outcomes) == sorted(
+        [
+            (opened.dedupe_key, "posted"),
+            (opened.dedupe_key, "skipped"),  # the copy: "duplicate: already processed"
+            (ping.dedupe_key, "skipped"),
+            (bad_key, "parked"),
+            (older.dedupe_key, "skipped"),
+            (newer.dedupe_key, "posted"),
+        ]
+    )
+    # ... one metric per record, by kind ...
+    [emf] = [json.loads(x) for x in capsys.readouterr().out.splitlines() if '"_aws"' in x]
+    counts = {k: sum(v) if isinstance(v, list) else v for k, v in emf.items() if k.startswith("Deliveries")}
+    assert counts == {
+        "DeliveriesPosted": 2,
+        "DeliveriesDuplicate": 1,
+        "DeliveriesSkipped": 2,
+        "DeliveriesParked": 1,
+    }
+    # ... and one durable record per delivery
+    recorded = {k: harness.outcomes().get(k).kind.value for k, _ in outcomes}
+    assert recorded == {
+        opened.dedupe_key: "posted",
+        ping.dedupe_key: "skipped",
+        bad_key: "parked",
+        older.dedupe_key: "skipped",
+        newer.dedupe_key: "posted",
+    }
+    assert (
+        harness.outcomes()
+        .get(older.dedupe_key)
+        .reason.startswith(f"superseded by delivery {newer.dedupe_key}")
+    )

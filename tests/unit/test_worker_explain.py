@@ -12,6 +12,8 @@ from kantata_bridge.worker.outcomes import Outcome, OutcomeKind, OutcomeStore
 from kantata_bridge_dev.cli import main
 from moto import mock_aws
 
+from tests.support.worker_env import STATE_TABLE, create_worker_resources, fake_aws_env
+
 ROOT = Path(__file__).resolve().parents[2]
 PAYLOADS = ROOT / "events" / "payloads"
 EXAMPLE_CONFIG = ROOT / "config" / "routing.example.yaml"
@@ -116,37 +118,15 @@ def test_invalid_config_names_the_bad_key(capsys, tmp_path):
 
 
 def test_delivery_id_shows_the_recorded_outcome_and_replays_a_parked_envelope(capsys, monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    fake_aws_env(monkeypatch.setenv)
     with mock_aws():
+        create_worker_resources()
         ddb = boto3.client("dynamodb")
-        ddb.create_table(
-            TableName="state",
-            AttributeDefinitions=[
-                {"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "gsi1pk", "gsi1sk")
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "gsi1",
-                    "KeySchema": [
-                        {"AttributeName": "gsi1pk", "KeyType": "HASH"},
-                        {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
         from kantata_bridge_dev.explain import build_envelope
 
         body = (PAYLOADS / "jira_issue_created.json").read_bytes()
         env = build_envelope("jira", {"x-atlassian-webhook-identifier": "w-1"}, body)
-        OutcomeStore("state", ddb).put(
+        OutcomeStore(STATE_TABLE, ddb).put(
             Outcome(
                 dedupe_key=env.dedupe_key,
                 kind=OutcomeKind.PARKED,
@@ -156,7 +136,7 @@ def test_delivery_id_shows_the_recorded_outcome_and_replays_a_parked_envelope(ca
                 envelope=env.to_message(),
             )
         )
-        before = ddb.scan(TableName="state")["Items"]
+        before = ddb.scan(TableName=STATE_TABLE)["Items"]
         code, doc = explain(
             capsys,
             "--tracker",
@@ -164,7 +144,7 @@ def test_delivery_id_shows_the_recorded_outcome_and_replays_a_parked_envelope(ca
             "--delivery-id",
             "w-1",
             "--state-table",
-            "state",
+            STATE_TABLE,
             "--config",
             str(EXAMPLE_CONFIG),
         )
@@ -174,7 +154,9 @@ def test_delivery_id_shows_the_recorded_outcome_and_replays_a_parked_envelope(ca
         assert doc["replay"]["route"]["workspace_id"] == "41234570"
         assert [o["dedupe_key"] for o in doc["object_history"]] == ["jira:-:w-1"]
         # explain writes nothing
-        assert ddb.scan(TableName="state")["Items"] == before
-        code, doc = explain(capsys, "--tracker", "jira", "--delivery-id", "unknown", "--state-table", "state")
+        assert ddb.scan(TableName=STATE_TABLE)["Items"] == before
+        code, doc = explain(
+            capsys, "--tracker", "jira", "--delivery-id", "unknown", "--state-table", STATE_TABLE
+        )
         assert code == 1
         assert doc["outcome"] is None

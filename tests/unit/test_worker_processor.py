@@ -311,3 +311,44 @@ def test_unknown_tracker_is_parked(world):
     [result] = run_batch(worker, [env])
     assert result["kind"] == "parked"
     assert "no event adapter" in result["reason"]
+
+
+def test_a_parser_bug_on_one_payload_parks_that_delivery_and_the_rest_of_the_batch_is_posted(
+    world, monkeypatch
+):
+    from kantata_bridge.trackers import jira_events
+
+    worker, _, outcomes, kantata, _ = world
+
+    # Given a batch where the Jira parser blows up on its payload with an unexpected error
+    def broken(body, event_type=None):
+        raise KeyError("token=abc123 quoted from the payload")
+
+    monkeypatch.setattr(jira_events, "parse_jira_event", broken)
+    good = envelope("github_issues_opened", "g1")
+    bad = envelope("jira_issue_created", "j1")
+    # When the batch runs
+    results = run_batch(worker, [bad, good])
+    # Then the bad delivery is parked with its envelope, naming only the error type, and the other is posted
+    assert [r["kind"] for r in results] == ["parked", "posted"]
+    parked = outcomes.records["jira:-:j1"]
+    assert parked.reason == "unmappable payload: the parser failed (KeyError)"
+    assert DeliveryEnvelope.from_message(parked.envelope) == bad
+    assert len(kantata.reports) == 1
+
+
+def test_unexpected_trouble_fetching_one_body_fails_only_that_record(world):
+    worker, _, outcomes, kantata, _ = world
+    good, bad = envelope("github_issues_opened", "g1"), envelope("jira_issue_created", "j1")
+
+    def fetch(env):
+        if env.tracker == "jira":
+            raise RuntimeError("connection pool is closed")
+        return env
+
+    worker.fetch_body = fetch
+    results = run_batch(worker, [bad, good])
+    assert isinstance(results[0], RetryableDeliveryError)
+    assert results[1]["kind"] == "posted"
+    assert outcomes.records["jira:-:j1"].kind is OutcomeKind.FAILED
+    assert len(kantata.reports) == 1

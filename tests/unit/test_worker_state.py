@@ -13,44 +13,17 @@ from kantata_bridge.worker.outcomes import Outcome, OutcomeKind, OutcomeStore
 from kantata_bridge.worker.settings import SettingsError, WorkerSettings
 from moto import mock_aws
 
-TABLE = "state"
+from tests.support.worker_env import IDEMPOTENCY_TABLE, STATE_TABLE, create_worker_resources, fake_aws_env
+
+TABLE = STATE_TABLE
 
 
 @pytest.fixture
 def ddb(monkeypatch):
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "eu-west-1")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    fake_aws_env(monkeypatch.setenv)
     with mock_aws():
-        client = boto3.client("dynamodb")
-        client.create_table(
-            TableName=TABLE,
-            AttributeDefinitions=[
-                {"AttributeName": n, "AttributeType": "S"} for n in ("pk", "sk", "gsi1pk", "gsi1sk")
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-            GlobalSecondaryIndexes=[
-                {
-                    "IndexName": "gsi1",
-                    "KeySchema": [
-                        {"AttributeName": "gsi1pk", "KeyType": "HASH"},
-                        {"AttributeName": "gsi1sk", "KeyType": "RANGE"},
-                    ],
-                    "Projection": {"ProjectionType": "ALL"},
-                }
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        client.create_table(
-            TableName="idem",
-            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
-            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield client
+        create_worker_resources()
+        yield boto3.client("dynamodb")
 
 
 def test_first_event_of_an_object_claims_it(ddb):
@@ -121,12 +94,33 @@ def test_parked_deliveries_are_listed_with_envelopes_until_resolved(ddb):
     assert store.get("p1").resolution == "redriven"
 
 
+def test_a_delivery_parked_again_is_listed_once_with_its_latest_reason(ddb):
+    # Given a parked delivery
+    store = OutcomeStore(TABLE, ddb)
+    store.put(outcome("p1", kind=OutcomeKind.PARKED, envelope="{}", at="2026-11-25T00:00:01+00:00"))
+    # When a redelivery of it is parked again
+    store.put(
+        Outcome(
+            dedupe_key="p1",
+            kind=OutcomeKind.PARKED,
+            reason="kantata: 422 again",
+            recorded_at="2026-11-25T00:00:09+00:00",
+            envelope="{}",
+        )
+    )
+    # Then redrive sees it once, with the latest reason, and resolving it empties the list
+    [entry] = store.parked()
+    assert (entry.dedupe_key, entry.reason) == ("p1", "kantata: 422 again")
+    store.resolve_parked(entry)
+    assert list(store.parked()) == []
+
+
 def test_completion_writes_idempotency_record_and_outcome_in_one_transaction(ddb):
     from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
     from kantata_bridge.worker.idempotency import OutcomeRecordingPersistenceLayer
 
     store = OutcomeStore(TABLE, ddb)
-    layer = OutcomeRecordingPersistenceLayer("idem", outcomes=store, boto3_client=ddb)
+    layer = OutcomeRecordingPersistenceLayer(IDEMPOTENCY_TABLE, outcomes=store, boto3_client=ddb)
     calls = []
     ddb.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
     record = DataRecord(
@@ -137,7 +131,9 @@ def test_completion_writes_idempotency_record_and_outcome_in_one_transaction(ddb
     )
     layer._update_record(record)
     assert calls == ["TransactWriteItems"]
-    assert ddb.get_item(TableName="idem", Key={"id": {"S": "fn#abc"}})["Item"]["status"] == {"S": "COMPLETED"}
+    assert ddb.get_item(TableName=IDEMPOTENCY_TABLE, Key={"id": {"S": "fn#abc"}})["Item"]["status"] == {
+        "S": "COMPLETED"
+    }
     assert store.get("jira:-:9").report_id == "7"
 
 

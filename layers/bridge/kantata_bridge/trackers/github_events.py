@@ -23,31 +23,21 @@ TRACKER: Final = "github"
 
 # Actions that change what a status report shows; anything else is skipped with a reason. ``synchronize``
 # (new commits) and review events are left out on purpose: they are frequent and change no status.
-_ISSUE_ACTIONS: Final[dict[str, Action]] = {
+_SHARED_ACTIONS: Final[dict[str, Action]] = {
     "opened": Action.CREATED,
     "edited": Action.UPDATED,
     "closed": Action.CLOSED,
     "reopened": Action.REOPENED,
-    "deleted": Action.DELETED,
     "labeled": Action.UPDATED,
     "unlabeled": Action.UPDATED,
     "assigned": Action.UPDATED,
     "unassigned": Action.UPDATED,
     "milestoned": Action.UPDATED,
     "demilestoned": Action.UPDATED,
-    "transferred": Action.UPDATED,
 }
-_PR_ACTIONS: Final[dict[str, Action]] = {
-    "opened": Action.CREATED,
-    "edited": Action.UPDATED,
-    "closed": Action.CLOSED,
-    "reopened": Action.REOPENED,
-    "labeled": Action.UPDATED,
-    "unlabeled": Action.UPDATED,
-    "assigned": Action.UPDATED,
-    "unassigned": Action.UPDATED,
-    "milestoned": Action.UPDATED,
-    "demilestoned": Action.UPDATED,
+_ISSUE_ACTIONS: Final = {**_SHARED_ACTIONS, "deleted": Action.DELETED, "transferred": Action.UPDATED}
+_PR_ACTIONS: Final = {
+    **_SHARED_ACTIONS,
     "ready_for_review": Action.STATUS_CHANGED,
     "converted_to_draft": Action.STATUS_CHANGED,
 }

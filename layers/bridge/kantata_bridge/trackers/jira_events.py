@@ -144,16 +144,24 @@ def _version(doc: Mapping[str, Any], fields: Mapping[str, Any], *, deleted: bool
     stamp = doc.get("timestamp")
     from_stamp: dt.datetime | None = None
     if isinstance(stamp, int | float) and not isinstance(stamp, bool):
-        from_stamp = dt.datetime.fromtimestamp(stamp / 1000, tz=dt.UTC)
+        try:
+            from_stamp = dt.datetime.fromtimestamp(stamp / 1000, tz=dt.UTC)
+        except (OverflowError, OSError, ValueError):
+            # Out of the platform's range (or not finite): a corrupt body, not a worker failure.
+            raise UnmappablePayloadError("timestamp: not an epoch time in milliseconds") from None
     from_fields: dt.datetime | None = None
     if isinstance(updated, str):
         try:
-            from_fields = dt.datetime.strptime(updated, "%Y-%m-%dT%H:%M:%S.%f%z").astimezone(dt.UTC)
+            from_fields = dt.datetime.strptime(updated, "%Y-%m-%dT%H:%M:%S.%f%z")
         except ValueError:
             try:
-                from_fields = dt.datetime.fromisoformat(updated).astimezone(dt.UTC)
+                from_fields = dt.datetime.fromisoformat(updated)
             except ValueError:
                 raise UnmappablePayloadError("issue.fields.updated: not a timestamp") from None
+        if from_fields.tzinfo is None:
+            # A naive time would be read as the host's local time; Jira sends UTC offsets, assume UTC.
+            from_fields = from_fields.replace(tzinfo=dt.UTC)
+        from_fields = from_fields.astimezone(dt.UTC)
     if deleted and from_stamp is not None:
         return max(from_stamp, from_fields) if from_fields else from_stamp
     if from_fields is not None:

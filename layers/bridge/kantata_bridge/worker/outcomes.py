@@ -125,8 +125,7 @@ class OutcomeStore:
     def parked_item(self, outcome: Outcome) -> dict[str, Any]:
         """The PARKED index item for a parked outcome."""
         doc = {
-            "pk": PARKED_PK,
-            "sk": f"{outcome.recorded_at}#{outcome.dedupe_key}",
+            **{k: v["S"] for k, v in self._parked_key(outcome).items()},
             "expires_at": int(time.time()) + self.ttl_seconds,
             **outcome.to_dict(),
         }
@@ -143,26 +142,31 @@ class OutcomeStore:
     # ------------------------------------------------------------------ writes
 
     def put(self, outcome: Outcome) -> None:
-        """Record ``outcome`` (replacing an earlier outcome of the same delivery)."""
+        """Record ``outcome`` (replacing an earlier outcome of the same delivery).
+
+        A delivery parked again (a redelivery of a parked delivery) keeps one PARKED entry: the earlier one is
+        removed in the same transaction, so redrive never replays one delivery twice. That costs one read,
+        only on the (rare) parked path.
+        """
         puts = self.transact_puts(outcome)
         if len(puts) == 1:
             self.client.put_item(**puts[0]["Put"])
-        else:
-            self.client.transact_write_items(TransactItems=puts)
+            return
+        earlier = self.get(outcome.dedupe_key)
+        if (
+            earlier is not None
+            and earlier.kind is OutcomeKind.PARKED
+            and earlier.resolution is None
+            and earlier.recorded_at != outcome.recorded_at
+        ):
+            puts.append({"Delete": {"TableName": self.table_name, "Key": self._parked_key(earlier)}})
+        self.client.transact_write_items(TransactItems=puts)
 
     def resolve_parked(self, outcome: Outcome, resolution: str = "redriven") -> None:
         """Remove a parked delivery from the PARKED index and note ``resolution`` on its outcome record."""
         self.client.transact_write_items(
             TransactItems=[
-                {
-                    "Delete": {
-                        "TableName": self.table_name,
-                        "Key": {
-                            "pk": {"S": PARKED_PK},
-                            "sk": {"S": f"{outcome.recorded_at}#{outcome.dedupe_key}"},
-                        },
-                    }
-                },
+                {"Delete": {"TableName": self.table_name, "Key": self._parked_key(outcome)}},
                 {
                     "Update": {
                         "TableName": self.table_name,
@@ -175,6 +179,10 @@ class OutcomeStore:
                 },
             ]
         )
+
+    @staticmethod
+    def _parked_key(outcome: Outcome) -> dict[str, Any]:
+        return {"pk": {"S": PARKED_PK}, "sk": {"S": f"{outcome.recorded_at}#{outcome.dedupe_key}"}}
 
     # ------------------------------------------------------------------ reads
 

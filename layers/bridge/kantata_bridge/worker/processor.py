@@ -151,34 +151,38 @@ def prepare_records(
             else:
                 p.park_reason = str(exc)
             continue
+        except Exception as exc:  # noqa: BLE001 - one record's trouble must not fail the whole batch
+            p.retry_reason = f"claim-checked body: unexpected {type(exc).__name__}"
+            continue
         try:
             p.event = parse_delivery(p.envelope)
         except IgnoredEventError as exc:
             p.skip_reason = f"ignored: {exc.reason}"
         except UnmappablePayloadError as exc:
             p.park_reason = f"unmappable payload: {exc}"
+        except Exception as exc:  # noqa: BLE001 - a parser bug on one payload must not fail the whole batch
+            # Parsing is pure: a retry would fail the same way, so park it (with its envelope) for a fix.
+            # Only the type is named: the message could quote the payload.
+            p.park_reason = f"unmappable payload: the parser failed ({type(exc).__name__})"
     _mark_superseded(list(out.values()))
     return out
 
 
 def _mark_superseded(prepared: list[Prepared]) -> None:
-    newest: dict[str, Prepared] = {}
-    for p in prepared:
-        if p.event is None:
-            continue
-        best = newest.get(p.event.object_key)
+    events = [(p, p.event) for p in prepared if p.event is not None]
+    newest: dict[str, tuple[Prepared, TrackerEvent]] = {}
+    for p, event in events:
+        best = newest.get(event.object_key)
         # Ties (equal versions) go to the later record: SQS gives no order, the later one is as good a guess.
-        if best is None or best.event is None or p.event.version >= best.event.version:
-            newest[p.event.object_key] = p
-    for p in prepared:
-        if p.event is None:
-            continue
-        winner = newest[p.event.object_key]
+        if best is None or event.version >= best[1].version:
+            newest[event.object_key] = (p, event)
+    for p, event in events:
+        winner, winner_event = newest[event.object_key]
         # Copies of the same delivery are not superseded by each other: idempotency makes one of them count.
-        if winner.dedupe_key != p.dedupe_key and winner.envelope is not None and winner.event is not None:
+        if winner.dedupe_key != p.dedupe_key:
             p.superseded_by = (
-                f"superseded by delivery {winner.envelope.dedupe_key} "
-                f"(version {winner.event.version.isoformat()}) in the same batch"
+                f"superseded by delivery {winner.dedupe_key} "
+                f"(version {winner_event.version.isoformat()}) in the same batch"
             )
 
 

@@ -1,0 +1,311 @@
+"""The sync worker's test environment, shared by its tests and ``benchmarks/worker.py``.
+
+- ``fake_aws_env`` / ``create_worker_resources``: credentials, region and the AWS resources (inside an active
+  moto ``mock_aws``). Tables, bucket and secrets come from ``kantata_bridge_dev.resources``, which reads them
+  from template.yaml, so the tests' table definitions have one source: the template.
+- ``envelope_for`` / ``sqs_event``: the envelope the receiver would queue for a sample delivery in
+  events/apigw, and SQS events of them.
+- ``load_handler`` / ``FakeLambdaContext``: the real handler module, loaded by file path.
+- ``SqsSimulator``: visibility → redelivery → DLQ after maxReceiveCount, in a bounded loop.
+- ``WorkerHarness``: resources, environment and routing config for one worker, restored on ``close()``.
+"""
+
+from __future__ import annotations
+
+import base64
+import collections
+import contextlib
+import importlib.util
+import itertools
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[2]
+APP_PATH = ROOT / "functions" / "sync_worker" / "app.py"
+APIGW_DIR = ROOT / "events" / "apigw"
+# us-east-1: the local stack's bucket is created without a LocationConstraint, which only it accepts.
+REGION = "us-east-1"
+PREFIX = "bridge"
+IDEMPOTENCY_TABLE = f"{PREFIX}-idempotency"
+STATE_TABLE = f"{PREFIX}-state"
+PAYLOAD_BUCKET = f"{PREFIX}-payloads"
+TOKEN_SECRET = f"{PREFIX}/kantata-token"
+FAKE_AWS_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_DEFAULT_REGION": REGION,
+}
+_module_counter = itertools.count()
+
+
+def fake_aws_env(setenv: Callable[[str, str], None]) -> None:
+    """Point boto3 at fake credentials and the test region (``setenv``: e.g. ``monkeypatch.setenv``)."""
+    for name, value in FAKE_AWS_ENV.items():
+        setenv(name, value)
+
+
+def create_worker_resources(kantata_token: str = "sandbox-token") -> Any:  # noqa: S107 - sandbox token
+    """Tables, bucket and secrets as template.yaml defines them (names above), in the active moto mock.
+
+    Returns kantata_bridge_dev.resources.LocalResources.
+    """
+    import boto3
+    from kantata_bridge_dev.resources import create_resources
+
+    return create_resources(
+        boto3.Session(region_name=REGION), prefix=PREFIX, webhook_secrets={}, kantata_token=kantata_token
+    )
+
+
+@contextlib.contextmanager
+def moto_transactions_without_table_backups(client: Any) -> Iterator[list[str]]:
+    """Skip moto's full-table backup on every TransactWriteItems, for load tests; yields a list that collects
+    the error code of every TransactWriteItems made through ``client`` (a boto3 DynamoDB client) that
+    failed (assert it stays empty).
+
+    moto deep-copies each table a transaction touches before applying it (to roll back on failure), so one
+    transaction costs O(items in the table) and hundreds of deliveries cost O(n²): most of a 500-delivery
+    test's time. The copy only matters when a transaction fails; the yielded list lets a test prove that
+    none did, so nothing a rollback would have undone can hide behind this. Active inside ``mock_aws``.
+    """
+    import copy
+    import types
+    from unittest import mock
+
+    from moto.dynamodb import models
+    from moto.dynamodb.models.table import Table
+
+    def deepcopy(value: Any, memo: Any = None) -> Any:
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+    failures: list[str] = []
+
+    def note_failure(http_response: Any, parsed: Any, **_: Any) -> None:
+        if http_response.status_code >= 300:
+            failures.append(str(parsed.get("Error", {}).get("Code", http_response.status_code)))
+
+    client.meta.events.register("after-call.dynamodb.TransactWriteItems", note_failure)
+    try:
+        with mock.patch.object(models, "copy", types.SimpleNamespace(deepcopy=deepcopy)):
+            yield failures
+    finally:
+        client.meta.events.unregister("after-call.dynamodb.TransactWriteItems", note_failure)
+
+
+@dataclass
+class FakeLambdaContext:
+    """Just what Powertools reads from a Lambda context."""
+
+    function_name: str = "sync-worker"
+    memory_limit_in_mb: int = 512
+    invoked_function_arn: str = f"arn:aws:lambda:{REGION}:123456789012:function:sync-worker"
+    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
+    remaining_ms: int = 300_000
+
+    def get_remaining_time_in_millis(self) -> int:
+        return self.remaining_ms
+
+
+def load_handler() -> ModuleType:
+    """A fresh copy of the worker's app module (each copy has its own BatchProcessor, like a Lambda
+    execution environment; the package-level worker is shared)."""
+    name = f"sync_worker_app_{next(_module_counter)}"
+    spec = importlib.util.spec_from_file_location(name, APP_PATH)
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def apigw_delivery(name: str) -> tuple[str, dict[str, str], bytes]:
+    """(tracker, lower-cased headers, raw body) of a sample API Gateway event in events/apigw/."""
+    doc = json.loads((APIGW_DIR / f"{name}.json").read_text(encoding="utf-8"))
+    body = doc.get("body") or ""
+    raw = base64.b64decode(body) if doc.get("isBase64Encoded") else body.encode("utf-8")
+    headers = {k.lower(): v for k, v in (doc.get("headers") or {}).items()}
+    return doc["pathParameters"]["tracker"], headers, raw
+
+
+def envelope_for(
+    name: str,
+    *,
+    delivery_id: str | None = None,
+    edit: Callable[[dict[str, Any]], None] | None = None,
+) -> Any:
+    """The envelope the receiver would queue for a sample delivery. ``delivery_id`` replaces the tracker's
+    delivery header; ``edit`` changes the JSON body (e.g. a newer updated_at) before it is queued."""
+    from kantata_bridge_dev.explain import build_envelope
+
+    tracker, headers, body = apigw_delivery(name)
+    if edit is not None:
+        doc = json.loads(body)
+        edit(doc)
+        body = json.dumps(doc).encode("utf-8")
+        headers["content-type"] = "application/json"
+    if delivery_id is not None:
+        header = "x-github-delivery" if tracker == "github" else "x-atlassian-webhook-identifier"
+        headers[header] = delivery_id
+    return build_envelope(tracker, headers, body)
+
+
+def sqs_event(envelopes: Iterable[Any], *, receive_count: int = 1) -> dict[str, Any]:
+    """An SQS event for the worker (one record per envelope, or per raw message string)."""
+    records = []
+    for env in envelopes:
+        body = env if isinstance(env, str) else env.to_message()
+        records.append(sqs_record(str(uuid.uuid4()), body, receive_count))
+    return {"Records": records}
+
+
+def sqs_record(message_id: str, body: str, receive_count: int) -> dict[str, Any]:
+    """One SQS record as Lambda's event source mapping delivers it."""
+    now_ms = str(int(time.time() * 1000))
+    return {
+        "messageId": message_id,
+        "receiptHandle": "rh-" + message_id,
+        "body": body,
+        "attributes": {
+            "ApproximateReceiveCount": str(receive_count),
+            "SentTimestamp": now_ms,
+            "SenderId": "AIDAEXAMPLE",
+            "ApproximateFirstReceiveTimestamp": now_ms,
+        },
+        "messageAttributes": {},
+        "md5OfBody": "",
+        "eventSource": "aws:sqs",
+        "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:bridge-events",
+        "awsRegion": REGION,
+    }
+
+
+@dataclass
+class SqsSimulator:
+    """A queue in memory: each round hands up to ``batch_size`` visible messages to the handler; failed ones
+    come back (receive count + 1) until ``max_receive_count``, then go to ``dlq``. Bounded by ``max_rounds``."""
+
+    handler: Callable[[dict[str, Any], Any], dict[str, Any]]
+    batch_size: int = 10
+    max_receive_count: int = 5
+    max_rounds: int = 10_000
+    queue: collections.deque[tuple[str, str, int]] = field(default_factory=collections.deque)
+    dlq: list[str] = field(default_factory=list)
+    invocations: int = 0
+
+    def send(self, bodies: Iterable[str]) -> None:
+        for body in bodies:
+            self.queue.append((str(uuid.uuid4()), body, 0))
+
+    def drain(self) -> None:
+        """Run the handler until the queue is empty. Raises RuntimeError after ``max_rounds`` rounds."""
+        rounds = 0
+        while self.queue and rounds < self.max_rounds:
+            rounds += 1
+            batch = [self.queue.popleft() for _ in range(min(self.batch_size, len(self.queue)))]
+            records = [sqs_record(mid, body, count + 1) for mid, body, count in batch]
+            self.invocations += 1
+            response = self.handler({"Records": records}, FakeLambdaContext())
+            failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+            for mid, body, count in batch:
+                if mid not in failed:
+                    continue
+                if count + 1 >= self.max_receive_count:
+                    self.dlq.append(body)
+                else:
+                    self.queue.append((mid, body, count + 1))
+        if self.queue:
+            raise RuntimeError(f"queue not drained after {self.max_rounds} rounds")
+
+
+class WorkerHarness:
+    """AWS resources (inside an active moto ``mock_aws``), environment and routing config for one worker.
+
+    ``routes``: the config's routes; use ``{workspace}`` in a workspace_id to mean the sandbox workspace
+    created here. Call ``close()`` (or use as a context manager) to restore the environment.
+    """
+
+    def __init__(
+        self,
+        sandbox: Any,
+        workdir: Path,
+        *,
+        routes: Sequence[Mapping[str, Any]] | None = None,
+        extra_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        from kantata_bridge.worker import runtime
+
+        self.sandbox = sandbox
+        self.workspace_id = sandbox.add_workspace("Acme webapp")
+        self._saved_env = dict(os.environ)
+        resources = create_worker_resources(sandbox.token)
+        ws = self.workspace_id
+        if routes is None:
+            routes = [
+                {"tracker": "github", "repository": "acme/webapp", "workspace_id": "{workspace}"},
+                {"tracker": "jira", "project": "PROJ", "workspace_id": "{workspace}"},
+            ]
+        doc: dict[str, Any] = {
+            "version": 1,
+            "routes": [
+                {k: (str(v).replace("{workspace}", ws) if k == "workspace_id" else v) for k, v in r.items()}
+                for r in routes
+            ],
+        }
+        if extra_config:
+            doc.update(extra_config)
+        self.config_path = workdir / "routing.json"
+        self.config_path.write_text(json.dumps(doc), encoding="utf-8")
+        os.environ.update(
+            {
+                **FAKE_AWS_ENV,
+                "IDEMPOTENCY_TABLE": resources.idempotency_table,
+                "STATE_TABLE": resources.state_table,
+                "PAYLOAD_BUCKET": resources.payload_bucket,
+                "KANTATA_BASE_URL": sandbox.base_url,
+                "KANTATA_TOKEN_SECRET_NAME": resources.kantata_token_secret_name,
+                "ROUTING_CONFIG_FILE": str(self.config_path),
+                "AWS_LAMBDA_FUNCTION_NAME": "sync-worker",
+                "POWERTOOLS_METRICS_NAMESPACE": "KantataBridge",
+            }
+        )
+        os.environ.pop("ROUTING_CONFIG_PARAMETER", None)
+        self._reset_caches()
+        self.runtime = runtime
+
+    @staticmethod
+    def _reset_caches() -> None:
+        from aws_lambda_powertools.utilities import parameters
+        from kantata_bridge.worker import runtime
+
+        runtime.reset()
+        parameters.clear_caches()
+
+    def close(self) -> None:
+        os.environ.clear()
+        os.environ.update(self._saved_env)
+        self._reset_caches()
+
+    def __enter__(self) -> WorkerHarness:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def outcomes(self) -> Any:
+        from kantata_bridge.worker.runtime import default_worker
+
+        return default_worker().outcomes
+
+    def reports(self) -> list[Any]:
+        """The sandbox's status reports, oldest first."""
+        return sorted(self.sandbox.state.status_reports.values(), key=lambda r: int(r.id))
+
+    def posts(self) -> list[Any]:
+        return [r for r in self.sandbox.requests if r.method == "POST" and r.path.endswith("/status_reports")]
