@@ -265,6 +265,18 @@ def run() -> None:
     )
     print(f"  cold ratio receiver / baseline          = {ratio:.3f}  (target <= {COLD_TARGET})")
     print(f"  cold ratio receiver / baseline + secret = {rec / base_secret:.3f}")
+    # How steady the figure is: a busy machine slows whole rounds, so the ratio of the two runs made in the
+    # same round (back to back) shows the spread without that drift. Reporting only; the target is above.
+    paired = sorted(r["ms"] / b["ms"] for r, b in zip(results["receiver"], results["baseline"], strict=True))
+    spread = ", ".join(
+        f"{kind} {min(r['ms'] for r in results[kind]):.0f}-{max(r['ms'] for r in results[kind]):.0f}"
+        for kind in ("receiver", "baseline")
+    )
+    print(
+        f"  spread: ms {spread}; same-round ratio median {statistics.median(paired):.3f},"
+        f" quartiles {paired[len(paired) // 4]:.3f}-{paired[(3 * len(paired)) // 4]:.3f},"
+        f" range {paired[0]:.3f}-{paired[-1]:.3f}"
+    )
     resolver = median("resolver import", "ms")
     print(
         f"  of which importing the Powertools event handler: {resolver:.1f} ms"

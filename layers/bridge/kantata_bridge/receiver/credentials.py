@@ -14,6 +14,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+# Imported with the module, not on first use: every signed delivery reads its secret through Parameters,
+# and the receiver imports this module during init, with the garbage collector off (see
+# functions/webhook_receiver/app.py), which makes it cheaper there than on the first request.
+from aws_lambda_powertools.utilities import parameters
+from botocore.exceptions import BotoCoreError
+
 from kantata_bridge.receiver.clients import AwsClients
 from kantata_bridge.receiver.errors import CredentialsUnavailableError
 
@@ -66,10 +72,6 @@ class SecretsManagerCredentials:
         return credential_list(self._fetch(), f"{tracker}_tokens")
 
     def _fetch(self) -> Mapping[str, Any]:
-        # Imported on first use: Parameters is only needed once a delivery is being verified.
-        from aws_lambda_powertools.utilities import parameters
-        from botocore.exceptions import BotoCoreError
-
         try:
             if self._provider is None:
                 self._provider = parameters.SecretsProvider(

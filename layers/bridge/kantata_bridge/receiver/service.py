@@ -16,7 +16,8 @@ from typing import Final, NamedTuple
 
 from kantata_bridge.envelope import DeliveryEnvelope
 from kantata_bridge.observability import logger, metrics
-from kantata_bridge.receiver.credentials import CredentialSource
+from kantata_bridge.receiver.clients import AwsClients
+from kantata_bridge.receiver.credentials import CredentialSource, SecretsManagerCredentials, StaticCredentials
 from kantata_bridge.receiver.errors import (
     BadEncodingError,
     CredentialsUnavailableError,
@@ -25,14 +26,15 @@ from kantata_bridge.receiver.errors import (
     ReceiverError,
     UnknownTrackerError,
 )
-from kantata_bridge.receiver.queue import DeliveryQueue, PayloadStore
-from kantata_bridge.receiver.settings import AuthMode, ReceiverSettings, TrackerSettings
+from kantata_bridge.receiver.queue import DeliveryQueue, PayloadStore, S3PayloadStore, SqsDeliveryQueue
+from kantata_bridge.receiver.settings import AuthMode, ReceiverSettings, TrackerSettings, load_settings
 from kantata_bridge.trackers.base import (
     MalformedDeliveryError,
     SignatureError,
     TrackerAdapter,
     verify_shared_token,
 )
+from kantata_bridge.trackers.registry import ADAPTERS
 
 _COUNT: Final = "Count"
 
@@ -237,14 +239,10 @@ def _count_refusal(exc: Exception) -> None:
 def default_receiver() -> Receiver:
     """The receiver wired to AWS from the environment, built on the first request and kept while warm.
 
-    Raises ConfigurationError when a setting is missing or invalid.
+    What it needs is imported with this module, during the Lambda's init, where imports are cheaper (the
+    garbage collector is off then; see functions/webhook_receiver/app.py). Raises ConfigurationError when a
+    setting is missing or invalid.
     """
-    from kantata_bridge.receiver.clients import AwsClients
-    from kantata_bridge.receiver.credentials import SecretsManagerCredentials, StaticCredentials
-    from kantata_bridge.receiver.queue import S3PayloadStore, SqsDeliveryQueue
-    from kantata_bridge.receiver.settings import load_settings
-    from kantata_bridge.trackers.registry import ADAPTERS
-
     settings = load_settings(ADAPTERS)
     clients = AwsClients()
     credentials: CredentialSource
