@@ -97,7 +97,8 @@ class FaultPlan:
     retry_after: float | None = None  # seconds, sent as a Retry-After header on injected 429s
     _scripts: list[_Script] = field(default_factory=list)
     _rng: random.Random = field(default_factory=random.Random)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    # Re-entrant: configure() holds it while it applies several settings through the methods below.
+    _lock: threading.RLock = field(default_factory=threading.RLock)
 
     def __post_init__(self) -> None:
         _check_rate("rate", self.rate)
@@ -233,6 +234,8 @@ class FaultPlan:
         try:
             rate = _check_rate("rate", settings.get("rate", base.rate))
             statuses = tuple(_check_status(s) for s in settings.get("statuses", base.statuses))
+            if not statuses:
+                raise FaultPlanError("statuses must name at least one HTTP status")
             drop_rate = _check_rate("drop_rate", settings.get("drop_rate", base.drop_rate))
             latency_ms = float(settings.get("latency_ms", base.latency * 1000))
             retry_after = settings.get("retry_after", base.retry_after)
@@ -248,15 +251,19 @@ class FaultPlan:
                 raise FaultPlanError(f"latency_ms must be >= 0; got {latency_ms!r}")
             if script is not None:
                 entries = [_check_entry(s) for s in script["statuses"]]
+                for name in ("method", "path_prefix"):
+                    if not isinstance(script.get(name, ""), str | None):
+                        raise FaultPlanError(f"script.{name} must be a string; got {script[name]!r}")
         except (TypeError, ValueError) as exc:
             if isinstance(exc, FaultPlanError):
                 raise
             raise FaultPlanError(f"bad fault setting: {exc}") from None
-        if clear:
-            self.clear()
-        self.set_rate(rate, statuses, seed)
-        self.set_drop_rate(drop_rate)
-        self.set_latency(latency_ms / 1000)
-        self.set_retry_after(retry_after)
-        if script is not None:
-            self.script(entries, method=script.get("method"), path_prefix=script.get("path_prefix"))
+        with self._lock:  # all at once: a request served meanwhile sees the old plan or the new one
+            if clear:
+                self.clear()
+            self.set_rate(rate, statuses, seed)
+            self.set_drop_rate(drop_rate)
+            self.set_latency(latency_ms / 1000)
+            self.set_retry_after(retry_after)
+            if script is not None:
+                self.script(entries, method=script.get("method"), path_prefix=script.get("path_prefix"))

@@ -23,7 +23,7 @@ import threading
 import time
 import traceback
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from http import HTTPStatus
 from http.server import ThreadingHTTPServer
@@ -63,9 +63,6 @@ class RecordedRequest:
         return asdict(self)
 
 
-Handler = Callable[[SandboxState, re.Match[str], dict[str, str], Any], "tuple[int, Any]"]
-
-
 def _wrapped(key: str, body: Any) -> Any:
     """The fields under the singular wrapper key; 400 when the body is not an object holding it."""
     if not isinstance(body, Mapping) or not isinstance(body.get(key), Mapping):
@@ -73,96 +70,75 @@ def _wrapped(key: str, body: Any) -> Any:
     return body[key]
 
 
-def _bulk_update(state: SandboxState, body: Any) -> dict[str, Any]:
-    # This endpoint's body is the plural key holding an array, not a singular wrapper object.
-    if not isinstance(body, Mapping) or "workspace_task_status_sets" not in body:
-        raise bad_request("the request body must be a JSON object with a 'workspace_task_status_sets' array")
-    return state.bulk_update_workspace_task_status_sets(body["workspace_task_status_sets"])
+def _plural_array(key: str, body: Any) -> Any:
+    """The bulk update's body is the plural key holding an array, not a singular wrapper object."""
+    if not isinstance(body, Mapping) or key not in body:
+        raise bad_request(f"the request body must be a JSON object with a {key!r} array")
+    return body[key]
 
 
-def _deleted(action: Callable[[], None]) -> tuple[int, Any]:
-    action()
-    return 204, None
+@dataclass(frozen=True, slots=True)
+class Route:
+    """``method`` + ``pattern`` (after /api/v1, without .json; ids are digits, so /status_reports/abc is a 404)
+    call ``SandboxState.<action>(*ids[, fields][, query])``. ``body_key``: the write body's wrapper key, whose
+    fields are passed; ``plural`` when it wraps an array (bulk update, which takes no query). A DELETE answers
+    204 with no body, everything else 200 with the envelope."""
+
+    method: str
+    pattern: re.Pattern[str]
+    action: str
+    body_key: str | None = None
+    plural: bool = False
+
+    def call(
+        self, state: SandboxState, ids: Sequence[str], query: dict[str, str], body: Any
+    ) -> tuple[int, Any]:
+        action = getattr(state, self.action)
+        if self.method == "DELETE":
+            action(*ids)
+            return 204, None
+        if self.plural:
+            return 200, action(_plural_array(str(self.body_key), body))
+        fields = [] if self.body_key is None else [_wrapped(self.body_key, body)]
+        return 200, action(*ids, *fields, query)
 
 
-# (method, path pattern after /api/v1 without .json, handler). Ids are digits: /status_reports/abc is a 404.
-ROUTES: Final[list[tuple[str, re.Pattern[str], Handler]]] = [
-    (m, re.compile(p), h)
-    for m, p, h in (
-        ("GET", r"/status_reports", lambda s, m, q, b: (200, s.list_status_reports(q))),
-        (
-            "POST",
-            r"/status_reports",
-            lambda s, m, q, b: (200, s.create_status_report(_wrapped("status_report", b), q)),
-        ),
-        ("GET", r"/status_reports/(\d+)", lambda s, m, q, b: (200, s.show_status_report(m[1], q))),
-        (
-            "PUT",
-            r"/status_reports/(\d+)",
-            lambda s, m, q, b: (200, s.update_status_report(m[1], _wrapped("status_report", b), q)),
-        ),
-        (
-            "DELETE",
-            r"/status_reports/(\d+)",
-            lambda s, m, q, b: _deleted(lambda: s.delete_status_report(m[1])),
-        ),
-        ("GET", r"/task_status_sets", lambda s, m, q, b: (200, s.list_task_status_sets(q))),
-        (
-            "POST",
-            r"/task_status_sets",
-            lambda s, m, q, b: (200, s.create_task_status_set(_wrapped("task_status_set", b), q)),
-        ),
-        ("GET", r"/task_status_sets/(\d+)", lambda s, m, q, b: (200, s.show_task_status_set(m[1], q))),
-        (
-            "PUT",
-            r"/task_status_sets/(\d+)",
-            lambda s, m, q, b: (200, s.update_task_status_set(m[1], _wrapped("task_status_set", b), q)),
-        ),
-        (
-            "DELETE",
-            r"/task_status_sets/(\d+)",
-            lambda s, m, q, b: _deleted(lambda: s.delete_task_status_set(m[1])),
-        ),
-        (
-            "PUT",
-            r"/task_status_sets/(\d+)/update_account_default",
-            lambda s, m, q, b: (200, s.make_account_default(m[1], q)),
-        ),
-        ("GET", r"/custom_task_statuses", lambda s, m, q, b: (200, s.list_custom_task_statuses(q))),
-        (
-            "POST",
-            r"/custom_task_statuses",
-            lambda s, m, q, b: (200, s.create_custom_task_status(_wrapped("custom_task_status", b), q)),
-        ),
-        ("GET", r"/custom_task_statuses/(\d+)", lambda s, m, q, b: (200, s.show_custom_task_status(m[1], q))),
-        (
-            "PUT",
-            r"/custom_task_statuses/(\d+)",
-            lambda s, m, q, b: (200, s.update_custom_task_status(m[1], _wrapped("custom_task_status", b), q)),
-        ),
-        (
-            "DELETE",
-            r"/custom_task_statuses/(\d+)",
-            lambda s, m, q, b: _deleted(lambda: s.delete_custom_task_status(m[1])),
-        ),
-        ("GET", r"/external_references", lambda s, m, q, b: (200, s.list_external_references(q))),
-        (
-            "POST",
-            r"/external_references/create_or_update",
-            lambda s, m, q, b: (
-                200,
-                s.create_or_update_external_reference(_wrapped("external_reference", b), q),
-            ),
-        ),
-        (
-            "DELETE",
-            r"/external_references/(\d+)",
-            lambda s, m, q, b: _deleted(lambda: s.delete_external_reference(m[1])),
-        ),
-        ("GET", r"/workspaces", lambda s, m, q, b: (200, s.list_workspaces(q))),
-        ("GET", r"/workspaces/(\d+)", lambda s, m, q, b: (200, s.show_workspace(m[1], q))),
-        ("PUT", r"/workspace_task_status_sets/bulk_update", lambda s, m, q, b: (200, _bulk_update(s, b))),
-    )
+def _crud(
+    path: str, name: str, body_key: str | None, *, only: str = "list show create update delete"
+) -> list[Route]:
+    """The routes of one resource: ``GET /things`` → list_things, ``GET /things/ID`` → show_<name>, and so on."""
+    one = path + r"/(\d+)"
+    table = {
+        "list": Route("GET", re.compile(path), "list_" + path.strip("/")),
+        "show": Route("GET", re.compile(one), f"show_{name}"),
+        "create": Route("POST", re.compile(path), f"create_{name}", body_key),
+        "update": Route("PUT", re.compile(one), f"update_{name}", body_key),
+        "delete": Route("DELETE", re.compile(one), f"delete_{name}"),
+    }
+    return [table[kind] for kind in only.split()]
+
+
+ROUTES: Final[list[Route]] = [
+    *_crud("/status_reports", "status_report", "status_report"),
+    *_crud("/task_status_sets", "task_status_set", "task_status_set"),
+    Route("PUT", re.compile(r"/task_status_sets/(\d+)/update_account_default"), "make_account_default"),
+    *_crud("/custom_task_statuses", "custom_task_status", "custom_task_status"),
+    # No show route, no plain POST and no PUT for external references (CONTRACT §6.5).
+    *_crud("/external_references", "external_reference", None, only="list delete"),
+    Route(
+        "POST",
+        re.compile(r"/external_references/create_or_update"),
+        "create_or_update_external_reference",
+        "external_reference",
+    ),
+    *_crud("/workspaces", "workspace", None, only="list show"),
+    Route(
+        "PUT",
+        re.compile(r"/workspace_task_status_sets/bulk_update"),
+        "bulk_update_workspace_task_status_sets",
+        "workspace_task_status_sets",
+        plural=True,
+    ),
 ]
 BODY_METHODS: Final = frozenset({"POST", "PUT", "PATCH"})
 
@@ -270,19 +246,19 @@ class _RequestHandler(AnyMethodHandler):  # quiet: the sandbox's request log say
         if scheme.lower() != "bearer" or token.strip() != sandbox.token:
             return 401, UNAUTHORIZED
         route = _api_route(path)
-        for method, pattern, handler in ROUTES:
-            match = pattern.fullmatch(route)
-            if match is None or method != self.command:
+        for entry in ROUTES:
+            match = entry.pattern.fullmatch(route)
+            if match is None or entry.method != self.command:
                 continue
             try:
                 body: Any = None
-                if method in BODY_METHODS and raw.strip():
+                if entry.method in BODY_METHODS and raw.strip():
                     try:
                         body = json.loads(raw)
                     except ValueError:
                         # Kantata also takes Rails-style form bodies; the sandbox takes JSON only.
                         raise bad_request("the request body is not valid JSON") from None
-                return handler(sandbox.state, match, query, body)
+                return entry.call(sandbox.state, match.groups(), query, body)
             except ApiError as exc:
                 return exc.status, exc.body
             except Exception:  # noqa: BLE001 (a sandbox bug must still answer, as Kantata's 500 would)

@@ -29,43 +29,16 @@ COLORS: Final = ("green", "yellow", "red")
 REPORT_CATEGORIES: Final = ("Scope", "Budget", "Schedule", "Client")
 STATUS_CATEGORIES: Final = ("not started", "started", "needs info", "completed")
 REFERENCE_STATUSES: Final = ("pending", "successful", "failed")
-SUBJECT_TYPES: Final = frozenset(
-    [
-        "Assignment",
-        "BillingMilestone",
-        "CustomField",
-        "CustomFieldChoice",
-        "CustomFieldSet",
-        "CustomFieldValue",
-        "Estimate",
-        "EstimateScenario",
-        "EstimateScenarioResource",
-        "Expense",
-        "ExpenseBudget",
-        "Invoice",
-        "Participation",
-        "Post",
-        "RateCard",
-        "Role",
-        "Skill",
-        "StatusReport",
-        "Story",
-        "StoryAllocationDay",
-        "Submission",
-        "SurveyAnswer",
-        "SurveyQuestion",
-        "SurveyResponse",
-        "SurveyTemplate",
-        "TimeEntry",
-        "TimeOffEntry",
-        "User",
-        "Vendor",
-        "Workspace",
-        "WorkspaceAllocation",
-        "WorkspaceGroup",
-        "WorkspaceResource",
-    ]
-)
+# The subject types Kantata lists for external references (CONTRACT §6.5). Kept apart from the client's own
+# list on purpose: the sandbox stands for Kantata, so a mistake in the client's list must not hide here.
+SUBJECT_TYPES: Final = frozenset({
+    "Assignment", "BillingMilestone", "CustomField", "CustomFieldChoice", "CustomFieldSet",
+    "CustomFieldValue", "Estimate", "EstimateScenario", "EstimateScenarioResource", "Expense",
+    "ExpenseBudget", "Invoice", "Participation", "Post", "RateCard", "Role", "Skill", "StatusReport",
+    "Story", "StoryAllocationDay", "Submission", "SurveyAnswer", "SurveyQuestion", "SurveyResponse",
+    "SurveyTemplate", "TimeEntry", "TimeOffEntry", "User", "Vendor", "Workspace", "WorkspaceAllocation",
+    "WorkspaceGroup", "WorkspaceResource",
+})  # fmt: skip
 # creator/updater are accepted (the spec lists them) but side-load nothing: the sandbox has no users.
 REPORT_INCLUDES: Final = ("workspace", "external_references", "creator", "updater")
 MAX_PER_PAGE: Final = 200
@@ -191,6 +164,10 @@ class WorkspaceTaskStatusSet:
     status_set_id: str
     created_at: datetime
     updated_at: datetime
+
+
+# Renders the included associations of some objects: map name -> id -> object.
+type Side = Callable[[Iterable[Any], set[str]], dict[str, dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -326,10 +303,37 @@ class SandboxState:
             body.setdefault(side_key, {}).update(objects)
         return body
 
-    def _one(
-        self, key: str, row: dict[str, Any], side: Mapping[str, dict[str, dict[str, Any]]]
-    ) -> dict[str, Any]:
-        return self._envelope(key, [row], total=1, page=Page(0, DEFAULT_PER_PAGE, 1), side=side)
+    def _renderers(self, key: str) -> tuple[Callable[[Any, set[str]], dict[str, Any]], Side]:
+        """How objects of the map ``key`` are rendered, and which associations they side-load."""
+        renderers: dict[str, tuple[Callable[[Any, set[str]], dict[str, Any]], Side]] = {
+            "workspaces": (self._workspace_json, self._workspace_side),
+            "status_reports": (self._report_json, self._report_side),
+            "task_status_sets": (self._set_json, self._set_side),
+            "custom_task_statuses": (self._status_json, self._status_side),
+            "external_references": (self._ref_json, self._ref_side),
+        }
+        return renderers[key]
+
+    def _response(self, key: str, obj: Any, inc: set[str]) -> dict[str, Any]:
+        """The envelope of one object (show, create, update) with its included associations."""
+        render, side = self._renderers(key)
+        page = Page(0, DEFAULT_PER_PAGE, 1)
+        return self._envelope(key, [render(obj, inc)], total=1, page=page, side=side([obj], inc))
+
+    def _listing(self, key: str, items: list[Any], query: Mapping[str, str], inc: set[str]) -> dict[str, Any]:
+        """The envelope of one page of ``items`` (all matches, in order): ``count`` is the total."""
+        render, side = self._renderers(key)
+        page = self._page(query)
+        chosen = items[page.offset : page.offset + page.size]
+        rows = [render(obj, inc) for obj in chosen]
+        return self._envelope(key, rows, total=len(items), page=page, side=side(chosen, inc))
+
+    @staticmethod
+    def _get[T](store: Mapping[str, T], obj_id: str, what: str) -> T:
+        found = store.get(obj_id)
+        if found is None:
+            raise not_found(what)
+        return found
 
     @staticmethod
     def _only(query: Mapping[str, str]) -> set[str] | None:
@@ -388,13 +392,6 @@ class SandboxState:
             and ("external_reference_service_model_refs" not in query or r.service_model_ref in many)
             for r in refs
         )
-
-    def _paged(
-        self, key: str, items: list[Any], query: Mapping[str, str], render: Callable[[Any], dict[str, Any]]
-    ) -> tuple[dict[str, Any], list[Any]]:
-        page = self._page(query)
-        chosen = items[page.offset : page.offset + page.size]
-        return self._envelope(key, [render(i) for i in chosen], total=len(items), page=page), chosen
 
     # ---- workspaces -----------------------------------------------------------------------------------
 
@@ -476,9 +473,7 @@ class SandboxState:
             )
             if direction == "desc":
                 items.reverse()
-            body, chosen = self._paged("workspaces", items, query, lambda w: self._workspace_json(w, inc))
-            body.update(self._workspace_side(chosen, inc))
-            return body
+            return self._listing("workspaces", items, query, inc)
 
     def show_workspace(self, workspace_id: str, query: Mapping[str, str]) -> dict[str, Any]:
         with self.lock:
@@ -487,7 +482,7 @@ class SandboxState:
             # Default filters apply to the show route too: an archived workspace is a 404 unless asked for.
             if ws is None or not self._archived_visible(query, ws):
                 raise not_found("Workspace")
-            return self._one("workspaces", self._workspace_json(ws, inc), self._workspace_side([ws], inc))
+            return self._response("workspaces", ws, inc)
 
     # ---- status reports -------------------------------------------------------------------------------
 
@@ -536,23 +531,13 @@ class SandboxState:
                 and self._ref_filters(query, "StatusReport", r.id)
             ]
             items.sort(key=lambda r: -int(r.id))  # newest first
-            body, chosen = self._paged("status_reports", items, query, lambda r: self._report_json(r, inc))
-            body.update(self._report_side(chosen, inc))
-            return body
-
-    def _get_report(self, report_id: str) -> StatusReport:
-        report = self.status_reports.get(report_id)
-        if report is None:
-            raise not_found("Status report")
-        return report
+            return self._listing("status_reports", items, query, inc)
 
     def show_status_report(self, report_id: str, query: Mapping[str, str]) -> dict[str, Any]:
         with self.lock:
             inc = self._includes(query, REPORT_INCLUDES)
-            report = self._get_report(report_id)
-            return self._one(
-                "status_reports", self._report_json(report, inc), self._report_side([report], inc)
-            )
+            report = self._get(self.status_reports, report_id, "Status report")
+            return self._response("status_reports", report, inc)
 
     @staticmethod
     def _check_details(raw: Any, errors: list[dict[str, str]]) -> list[dict[str, Any]]:
@@ -638,16 +623,14 @@ class SandboxState:
             self.status_reports[report.id] = report
             if ref is not None:
                 self._upsert_ref("StatusReport", int(report.id), ref)
-            return self._one(
-                "status_reports", self._report_json(report, inc), self._report_side([report], inc)
-            )
+            return self._response("status_reports", report, inc)
 
     def update_status_report(
         self, report_id: str, fields: Mapping[str, Any], query: Mapping[str, str]
     ) -> dict[str, Any]:
         with self.lock:
             inc = self._includes(query, REPORT_INCLUDES)
-            report = self._get_report(report_id)
+            report = self._get(self.status_reports, report_id, "Status report")
             errors: list[dict[str, str]] = []
             if "workspace_id" in fields and str(fields["workspace_id"]) != report.workspace_id:
                 # Kantata does not accept workspace_id on update; refusing (rather than ignoring) tells a
@@ -676,13 +659,11 @@ class SandboxState:
             report.updated_at = self._now()
             if ref is not None:
                 self._upsert_ref("StatusReport", int(report.id), ref)
-            return self._one(
-                "status_reports", self._report_json(report, inc), self._report_side([report], inc)
-            )
+            return self._response("status_reports", report, inc)
 
     def delete_status_report(self, report_id: str) -> None:
         with self.lock:
-            self._get_report(report_id)
+            self._get(self.status_reports, report_id, "Status report")
             del self.status_reports[report_id]
             for ref in self._refs_of("StatusReport", report_id):
                 del self.external_references[ref.id]
@@ -713,17 +694,6 @@ class SandboxState:
                     side["custom_task_statuses"][status.id] = self._status_json(status, set())
         return side
 
-    def _get_set(self, set_id: str) -> TaskStatusSet:
-        status_set = self.task_status_sets.get(set_id)
-        if status_set is None:
-            raise not_found("Task status set")
-        return status_set
-
-    def _set_response(self, status_set: TaskStatusSet, inc: set[str]) -> dict[str, Any]:
-        return self._one(
-            "task_status_sets", self._set_json(status_set, inc), self._set_side([status_set], inc)
-        )
-
     def list_task_status_sets(self, query: Mapping[str, str]) -> dict[str, Any]:
         with self.lock:
             inc = self._includes(query, ("custom_task_statuses",))
@@ -732,14 +702,14 @@ class SandboxState:
                 (s for s in self.task_status_sets.values() if only is None or s.id in only),
                 key=lambda s: int(s.id),
             )
-            body, chosen = self._paged("task_status_sets", items, query, lambda s: self._set_json(s, inc))
-            body.update(self._set_side(chosen, inc))
-            return body
+            return self._listing("task_status_sets", items, query, inc)
 
     def show_task_status_set(self, set_id: str, query: Mapping[str, str]) -> dict[str, Any]:
         with self.lock:
             inc = self._includes(query, ("custom_task_statuses",))
-            return self._set_response(self._get_set(set_id), inc)
+            return self._response(
+                "task_status_sets", self._get(self.task_status_sets, set_id, "Task status set"), inc
+            )
 
     @staticmethod
     def _check_name(fields: Mapping[str, Any]) -> str:
@@ -755,32 +725,23 @@ class SandboxState:
             now = self._now()
             status_set = TaskStatusSet(id=self._new_id(), name=name, created_at=now, updated_at=now)
             self.task_status_sets[status_set.id] = status_set
-            for position, category in enumerate(STATUS_CATEGORIES):
-                status = CustomTaskStatus(
-                    id=self._new_id(),
-                    status=category,
-                    category=category,
-                    position=position,
-                    status_set_id=status_set.id,
-                    created_at=now,
-                    updated_at=now,
-                )
-                self.custom_task_statuses[status.id] = status
-            return self._set_response(status_set, inc)
+            for category in STATUS_CATEGORIES:
+                self._add_status(status_set.id, category, category, now)
+            return self._response("task_status_sets", status_set, inc)
 
     def update_task_status_set(
         self, set_id: str, fields: Mapping[str, Any], query: Mapping[str, str]
     ) -> dict[str, Any]:
         with self.lock:
             inc = self._includes(query, ("custom_task_statuses",))
-            status_set = self._get_set(set_id)
+            status_set = self._get(self.task_status_sets, set_id, "Task status set")
             status_set.name = self._check_name(fields)
             status_set.updated_at = self._now()
-            return self._set_response(status_set, inc)
+            return self._response("task_status_sets", status_set, inc)
 
     def delete_task_status_set(self, set_id: str) -> None:
         with self.lock:
-            self._get_set(set_id)
+            self._get(self.task_status_sets, set_id, "Task status set")
             users = sorted(
                 (w.id for w in self.workspaces.values() if w.task_status_set_id == set_id), key=int
             )
@@ -798,9 +759,9 @@ class SandboxState:
     def make_account_default(self, set_id: str, query: Mapping[str, str]) -> dict[str, Any]:
         with self.lock:
             inc = self._includes(query, ("custom_task_statuses",))
-            status_set = self._get_set(set_id)
+            status_set = self._get(self.task_status_sets, set_id, "Task status set")
             self.account_default_set_id = set_id
-            return self._set_response(status_set, inc)
+            return self._response("task_status_sets", status_set, inc)
 
     # ---- custom task statuses -------------------------------------------------------------------------
 
@@ -827,17 +788,6 @@ class SandboxState:
                 side["task_status_sets"][status_set.id] = self._set_json(status_set, set())
         return side
 
-    def _get_status(self, status_id: str) -> CustomTaskStatus:
-        status = self.custom_task_statuses.get(status_id)
-        if status is None:
-            raise not_found("Custom task status")
-        return status
-
-    def _status_response(self, status: CustomTaskStatus, inc: set[str]) -> dict[str, Any]:
-        return self._one(
-            "custom_task_statuses", self._status_json(status, inc), self._status_side([status], inc)
-        )
-
     def _renumber(
         self, set_id: str, moved: CustomTaskStatus | None = None, position: int | None = None
     ) -> None:
@@ -847,6 +797,13 @@ class SandboxState:
             others.insert(max(0, min(position, len(others))), moved)
         for index, status in enumerate(others):
             status.position = index
+
+    def _add_status(self, set_id: str, name: str, category: str, now: datetime) -> CustomTaskStatus:
+        """A new status at the end of its set."""
+        position = len(self._statuses_of(set_id))
+        status = CustomTaskStatus(self._new_id(), name, category, position, set_id, now, now)
+        self.custom_task_statuses[status.id] = status
+        return status
 
     def _name_taken(self, set_id: str, name: str, except_id: str | None = None) -> bool:
         return any(
@@ -861,16 +818,16 @@ class SandboxState:
                 (s for s in self.custom_task_statuses.values() if only is None or s.id in only),
                 key=lambda s: (int(s.status_set_id), s.position, int(s.id)),
             )
-            body, chosen = self._paged(
-                "custom_task_statuses", items, query, lambda s: self._status_json(s, inc)
-            )
-            body.update(self._status_side(chosen, inc))
-            return body
+            return self._listing("custom_task_statuses", items, query, inc)
 
     def show_custom_task_status(self, status_id: str, query: Mapping[str, str]) -> dict[str, Any]:
         with self.lock:
             inc = self._includes(query, ("task_status_set",))
-            return self._status_response(self._get_status(status_id), inc)
+            return self._response(
+                "custom_task_statuses",
+                self._get(self.custom_task_statuses, status_id, "Custom task status"),
+                inc,
+            )
 
     def create_custom_task_status(
         self, fields: Mapping[str, Any], query: Mapping[str, str]
@@ -901,25 +858,15 @@ class SandboxState:
                 )
             if errors:
                 raise ApiError(422, errors)
-            now = self._now()
-            status = CustomTaskStatus(
-                id=self._new_id(),
-                status=str(name),
-                category=str(category),
-                position=len(self._statuses_of(set_id)),
-                status_set_id=set_id,
-                created_at=now,
-                updated_at=now,
-            )
-            self.custom_task_statuses[status.id] = status
-            return self._status_response(status, inc)
+            status = self._add_status(set_id, str(name), str(category), self._now())
+            return self._response("custom_task_statuses", status, inc)
 
     def update_custom_task_status(
         self, status_id: str, fields: Mapping[str, Any], query: Mapping[str, str]
     ) -> dict[str, Any]:
         with self.lock:
             inc = self._includes(query, ("task_status_set",))
-            status = self._get_status(status_id)
+            status = self._get(self.custom_task_statuses, status_id, "Custom task status")
             errors: list[dict[str, str]] = []
             if "category" in fields and fields["category"] != status.category:
                 errors.append(invalid("category", "the category of a custom task status cannot be changed"))
@@ -944,11 +891,11 @@ class SandboxState:
             if "position" in fields:
                 self._renumber(status.status_set_id, status, int(fields["position"]))
             status.updated_at = self._now()
-            return self._status_response(status, inc)
+            return self._response("custom_task_statuses", status, inc)
 
     def delete_custom_task_status(self, status_id: str) -> None:
         with self.lock:
-            status = self._get_status(status_id)
+            status = self._get(self.custom_task_statuses, status_id, "Custom task status")
             same_category = [
                 s for s in self._statuses_of(status.status_set_id) if s.category == status.category
             ]
@@ -1034,9 +981,7 @@ class SandboxState:
             if field_name not in ("created_at", "last_synced_at") or direction not in ("asc", "desc"):
                 raise bad_request(f"Invalid order: {order!r}")
             items.sort(key=lambda r: (getattr(r, field_name), int(r.id)), reverse=direction == "desc")
-            body, chosen = self._paged("external_references", items, query, lambda r: self._ref_json(r, inc))
-            body.update(self._ref_side(chosen, inc))
-            return body
+            return self._listing("external_references", items, query, inc)
 
     def _upsert_ref(self, subject_type: str, subject_id: int, fields: Mapping[str, Any]) -> ExternalReference:
         """Create or update the reference of ``subject`` with this ``service_name`` (the unique pair)."""
@@ -1123,7 +1068,7 @@ class SandboxState:
                 raise ApiError(422, errors)
             assert subject_id is not None
             ref = self._upsert_ref(str(subject_type), subject_id, fields)
-            return self._one("external_references", self._ref_json(ref, inc), self._ref_side([ref], inc))
+            return self._response("external_references", ref, inc)
 
     def delete_external_reference(self, ref_id: str) -> None:
         with self.lock:

@@ -34,24 +34,11 @@ from kantata_bridge.kantata.models import (
 from kantata_sandbox import openapi
 from kantata_sandbox.server import KantataSandbox, RecordedRequest
 
+from tests.unit.test_kantata_retry import FakeTime
+
 pytestmark = pytest.mark.integration
 
 API = "/api/v1"
-
-
-@dataclass
-class FakeTime:
-    """The retry policy's sleep and clock: a sleep is recorded and moves the clock; nothing really waits."""
-
-    waits: list[float] = field(default_factory=list)
-    now: float = 0.0
-
-    def sleep(self, seconds: float) -> None:
-        self.waits.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
 
 
 def fast_retry(time: FakeTime, **overrides: Any) -> RetryPolicy:
@@ -425,7 +412,7 @@ def test_unknown_id_raises_not_found_and_is_not_retried(
     # Then a single 404 comes back as NotFoundError, with no retry
     assert (caught.value.status, caught.value.retryable, caught.value.attempts) == (404, False, 1)
     assert [r.status for r in sandbox.requests] == [404]
-    assert fake_time.waits == []
+    assert fake_time.sleeps == []
 
 
 def test_refused_value_raises_validation_error_naming_the_field(
@@ -459,7 +446,7 @@ def test_rate_limited_get_waits_the_retry_after_the_sandbox_sends_then_succeeds(
 
     # Then the client waited exactly the server's 3 s (not its own jittered backoff) and got the report
     assert fetched == created
-    assert fake_time.waits == [3.0]
+    assert fake_time.sleeps == [3.0]
     gets = api_calls(sandbox, "GET", f"/status_reports/{created.id}")
     assert [(r.status, r.fault) for r in gets] == [(429, "script"), (200, None)]
     assert gets[0].response == {"errors": [{"type": "system", "message": "Too Many Requests"}]}
@@ -477,7 +464,7 @@ def test_rate_limited_get_without_retry_after_backs_off_then_succeeds(
 
     # Then the client backed off exponentially (jitter pinned at 0.5 of 1 ms, 2 ms) and succeeded
     assert titles == ["Apollo"]
-    assert fake_time.waits == pytest.approx([0.0005, 0.001])
+    assert fake_time.sleeps == pytest.approx([0.0005, 0.001])
     assert [r.status for r in api_calls(sandbox, "GET", "/workspaces")] == [429, 429, 200]
 
 
@@ -494,7 +481,7 @@ def test_retry_after_longer_than_the_cap_is_raised_for_the_caller_not_slept(
 
     # Then nothing is slept in-process; the error carries the hint and says a retry can help
     assert (caught.value.retry_after, caught.value.retryable, caught.value.attempts) == (60.0, True, 1)
-    assert fake_time.waits == []
+    assert fake_time.sleeps == []
     assert len(api_calls(sandbox, "GET", "/workspaces")) == 1
 
 
@@ -513,7 +500,7 @@ def test_persistent_503_is_retried_until_max_attempts_then_raised_as_retryable(
     error = caught.value
     assert (error.status, error.retryable, error.attempts) == (503, True, 4)
     assert [r.status for r in api_calls(sandbox, "GET", f"/workspaces/{ws}")] == [503] * 4
-    assert fake_time.waits == pytest.approx([0.0005, 0.001, 0.002])
+    assert fake_time.sleeps == pytest.approx([0.0005, 0.001, 0.002])
 
 
 def test_persistent_503_stops_when_the_total_budget_would_be_passed(
@@ -530,7 +517,7 @@ def test_persistent_503_stops_when_the_total_budget_would_be_passed(
 
     # Then it stops after the wait that would end past the budget: 10 ms + 20 ms > 25 ms, so 2 sends
     assert (caught.value.attempts, caught.value.retryable) == (2, True)
-    assert fake_time.waits == pytest.approx([0.01])
+    assert fake_time.sleeps == pytest.approx([0.01])
     assert len(api_calls(sandbox, "GET", f"/workspaces/{ws}")) == 2
 
 
@@ -548,7 +535,7 @@ def test_dropped_connection_on_a_get_is_retried_and_succeeds(
     # Then the connection error was retried once and the read succeeded
     assert fetched == created
     assert [r.status for r in api_calls(sandbox, "GET", f"/status_reports/{created.id}")] == [0, 200]
-    assert len(fake_time.waits) == 1
+    assert len(fake_time.sleeps) == 1
 
 
 def test_put_whose_response_is_lost_is_repeated_and_lands_once(
@@ -570,6 +557,29 @@ def test_put_whose_response_is_lost_is_repeated_and_lands_once(
     assert len(sandbox.state.external_references) == 1
 
 
+def test_delete_whose_response_is_lost_is_repeated_and_its_404_taken_as_done(
+    sandbox: KantataSandbox, kantata: KantataClient
+) -> None:
+    # Given a report, and a sandbox that deletes it on the next DELETE but drops the connection before answering
+    ws = sandbox.add_workspace("Apollo")
+    created = kantata.create_status_report(report_for(ws, "octo/repo#7"))
+    sandbox.faults.script(["drop_after"], method="DELETE", path_prefix="/status_reports")
+
+    # When the report is deleted
+    kantata.delete_status_report(str(created.id))
+
+    # Then the repeat found it gone (404), which is what was asked: no error, and the report is gone
+    assert [r.status for r in api_calls(sandbox, "DELETE", f"/status_reports/{created.id}")] == [0, 404]
+    assert sandbox.state.status_reports == {}
+
+
+def test_delete_of_a_report_that_never_existed_is_still_not_found(kantata: KantataClient) -> None:
+    # Given no report 999999; When / Then a first-send 404 is the caller's NotFoundError, not silence
+    with pytest.raises(NotFoundError) as caught:
+        kantata.delete_status_report("999999")
+    assert caught.value.attempts == 1
+
+
 def test_create_hit_by_a_503_is_sent_once_and_raised_as_retryable(
     sandbox: KantataSandbox, kantata: KantataClient, fake_time: FakeTime
 ) -> None:
@@ -584,7 +594,7 @@ def test_create_hit_by_a_503_is_sent_once_and_raised_as_retryable(
     # Then exactly one POST was made (a create is never repeated in-process) and the caller may retry later
     assert (caught.value.status, caught.value.retryable, caught.value.attempts) == (503, True, 1)
     assert [r.status for r in api_calls(sandbox, "POST", "/status_reports")] == [503]
-    assert fake_time.waits == []
+    assert fake_time.sleeps == []
     assert sandbox.state.status_reports == {}
 
 

@@ -6,9 +6,7 @@ records what it was sent, so the tests check both the wire format and the client
 
 from __future__ import annotations
 
-import io
 import json
-import logging
 import socket
 import threading
 from collections import deque
@@ -44,7 +42,9 @@ from kantata_bridge.kantata.models import (
     StatusReportDetail,
     WorkspaceTaskStatusSet,
 )
-from kantata_bridge.observability import logger
+
+from tests.support.logs import bridge_log_lines
+from tests.unit.test_kantata_retry import FakeTime
 
 TOKEN = "sekrit-TOKEN-4f9a2c"
 
@@ -145,21 +145,6 @@ def stub() -> Iterator[StubKantata]:
     server.release.set()
     server.server.shutdown()
     server.server.server_close()
-
-
-class FakeTime:
-    """Sleep and clock for the retry policy: time moves only when the client sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-    def clock(self) -> float:
-        return self.now
 
 
 @pytest.fixture
@@ -575,6 +560,31 @@ def test_malformed_envelopes_raise_malformed_response_error(payload: Any) -> Non
         decode_envelope(payload, "status_reports")
 
 
+@pytest.mark.parametrize(
+    ("key", "obj", "call"),
+    [
+        ("custom_task_statuses", {"id": "9", "position": "first"}, lambda c: c.get_custom_task_status(9)),
+        ("status_reports", {"id": "9", "details": "all good"}, lambda c: c.get_status_report(9)),
+        ("workspaces", {"title": "no id"}, lambda c: list(c.list_workspaces())),
+    ],
+    ids=["position-not-a-number", "details-not-a-list", "object-without-id"],
+)
+def test_an_object_the_client_cannot_read_is_a_malformed_response_not_a_crash(
+    stub: StubKantata,
+    client: KantataClient,
+    key: str,
+    obj: dict[str, Any],
+    call: Callable[[KantataClient], Any],
+) -> None:
+    # Given Kantata answers with an object whose fields do not have the documented types
+    stub.reply(Reply(body={"count": 1, "results": [{"key": key, "id": "9"}], key: {"9": obj}}))
+    # When / Then the caller gets the client's typed error, naming the request, not a KeyError/ValueError
+    with pytest.raises(MalformedResponseError) as raised:
+        call(client)
+    assert raised.value.retryable is False
+    assert "/" + key in str(raised.value)
+
+
 def _reports_page(ids: list[str], page: int, page_count: int, total: int) -> Reply:
     meta = {"count": total, "page_count": page_count, "page_number": page, "page_size": 2}
     return Reply(body=envelope("status_reports", [report_obj(i) for i in ids], meta=meta))
@@ -758,26 +768,7 @@ def test_retry_after_header_is_read_in_both_forms() -> None:
 # ---------------------------------------------------------------- secrets
 
 
-@pytest.fixture
-def log_lines() -> Iterator[io.StringIO]:
-    """What the bridge's Powertools logger writes during the test.
-
-    The logger's handler keeps the stream it was built with (sys.stdout at first import), so capsys only sees
-    its lines when this test happens to import it first; point the handler at a buffer instead.
-    """
-    buffer = io.StringIO()
-    handler = logger.registered_handler
-    assert isinstance(handler, logging.StreamHandler)
-    previous = handler.setStream(buffer)
-    try:
-        yield buffer
-    finally:
-        handler.setStream(previous)
-
-
-def test_the_token_is_in_no_repr_message_or_log_line(
-    stub: StubKantata, fake_time: FakeTime, log_lines: io.StringIO
-) -> None:
+def test_the_token_is_in_no_repr_message_or_log_line(stub: StubKantata, fake_time: FakeTime) -> None:
     # Given a client whose calls fail in every way, with a retry that logs
     c = make_client(stub, fake_time)
     stub.reply(
@@ -785,20 +776,23 @@ def test_the_token_is_in_no_repr_message_or_log_line(
         Reply(401, {"errors": [{"type": "oauth", "message": "Invalid OAuth 2 Request"}]}),
     )
     errors: list[KantataError] = []
-    with pytest.raises(AuthenticationError) as raised:
-        c.get_workspace(7)
-    errors.append(raised.value)
-    for status, _, _ in ERROR_CASES:
-        errors.append(error_from_response(status, {"errors": [{"message": "m"}]}, method="GET", path="/x"))
-    stub.reply(Reply(action="drop"), Reply(action="drop"), Reply(action="drop"))
-    with pytest.raises(KantataConnectionError) as dropped:
-        c.get_workspace(7)
-    errors.append(dropped.value)
+    with bridge_log_lines() as log_lines:
+        with pytest.raises(AuthenticationError) as raised:
+            c.get_workspace(7)
+        errors.append(raised.value)
+        for status, _, _ in ERROR_CASES:
+            errors.append(
+                error_from_response(status, {"errors": [{"message": "m"}]}, method="GET", path="/x")
+            )
+        stub.reply(Reply(action="drop"), Reply(action="drop"), Reply(action="drop"))
+        with pytest.raises(KantataConnectionError) as dropped:
+            c.get_workspace(7)
+        errors.append(dropped.value)
     # Then the token shows up nowhere a user or a log could see it
     logged = log_lines.getvalue()
     assert "retrying" in logged  # the retry log line was written (and is checked below)
     texts = [repr(c), str(c), logged]
-    texts += [t for e in errors for t in (str(e), repr(e), e.body or "", repr(e.payload), repr(e.__cause__))]
+    texts += [t for e in errors for t in (str(e), repr(e), e.body or "", repr(e.payload), *_reachable(e))]
     assert all(TOKEN not in t for t in texts)
     assert repr(c) == f"KantataClient(base_url='{stub.url}', token='***')"
 
@@ -946,6 +940,59 @@ def test_connection_refused_is_a_connection_error_after_the_allowed_attempts(fak
     assert str(raised.value) == "Kantata GET /workspaces/7 failed: connection error (ConnectionError)"
 
 
+def _reachable(value: Any, depth: int = 0, seen: set[int] | None = None) -> Iterator[str]:
+    """Every string reachable from ``value`` through attributes, mappings, sequences and exception chains."""
+    seen = set() if seen is None else seen
+    if id(value) in seen or depth > 8:
+        return
+    seen.add(id(value))
+    if isinstance(value, str | bytes):
+        yield value if isinstance(value, str) else value.decode("latin-1")
+        return
+    if isinstance(value, BaseException):
+        yield repr(value)
+        yield from _reachable(value.args, depth + 1, seen)
+        for linked in (value.__cause__, value.__context__):
+            yield from _reachable(linked, depth + 1, seen)
+    if isinstance(value, Mapping) or hasattr(value, "items"):
+        try:
+            items = list(value.items())
+        except Exception:  # noqa: BLE001 (anything with an odd items() is simply not walked)
+            items = []
+        for k, v in items:
+            yield from _reachable(k, depth + 1, seen)
+            yield from _reachable(v, depth + 1, seen)
+    elif isinstance(value, list | tuple | set):
+        for item in value:
+            yield from _reachable(item, depth + 1, seen)
+    attrs = getattr(value, "__dict__", None)
+    if isinstance(attrs, dict) and not isinstance(value, type):
+        yield from _reachable(attrs, depth + 1, seen)
+
+
+@pytest.mark.parametrize("failure", ["refused", "timeout"])
+def test_a_transport_failure_keeps_the_token_out_of_the_whole_exception_chain(
+    stub: StubKantata, fake_time: FakeTime, failure: str
+) -> None:
+    # Given a real transport failure (requests' exceptions carry the request, and so its headers)
+    if failure == "refused":
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            url = f"http://127.0.0.1:{sock.getsockname()[1]}/api/v1"
+    else:
+        stub.reply(Reply(action="hang"))
+        url = stub.url
+    c = KantataClient(TOKEN, url, retry=RetryPolicy.never(), read_timeout=0.3)
+    # When the call fails
+    with pytest.raises(KantataConnectionError) as raised:
+        c.get_workspace(7)
+    # Then nothing reachable from the error, its cause or its context holds the token
+    texts = list(_reachable(raised.value))
+    assert any("/workspaces/7" in t for t in texts)  # the walk does see the error's own fields
+    assert not [t for t in texts if TOKEN in t]
+    c.close()
+
+
 def test_a_read_timeout_is_a_timeout_error(stub: StubKantata) -> None:
     # Given a server that accepts the request and never answers
     stub.reply(Reply(action="hang"))
@@ -993,7 +1040,9 @@ def test_transport_failures_map_to_typed_errors(
         c.get_workspace(7)
     assert type(raised.value) is cls
     assert raised.value.retryable is retryable
-    assert raised.value.__cause__ is exc
+    # requests' exception is not chained: it holds the PreparedRequest, whose headers hold the token
+    assert raised.value.__cause__ is None
+    assert raised.value.__context__ is None
 
 
 # ---------------------------------------------------------------- refused before sending

@@ -1,19 +1,12 @@
-"""Kantata models: enumerations are checked before sending, bodies have Kantata's shapes and id types."""
+"""Kantata models: enumerations are checked before sending, bodies have Kantata's shapes and id types.
+
+The error classes are tested over HTTP in test_kantata_client.py (status → class, per-field messages,
+Retry-After), not again here."""
 
 import re
 
 import pytest
-from kantata_bridge.kantata.errors import (
-    AuthenticationError,
-    BadRequestError,
-    KantataValueError,
-    NotFoundError,
-    PermissionDeniedError,
-    RateLimitError,
-    UnavailableError,
-    ValidationError,
-    error_from_response,
-)
+from kantata_bridge.kantata.errors import KantataValueError
 from kantata_bridge.kantata.models import (
     ExternalReferenceUpsert,
     Included,
@@ -110,48 +103,3 @@ def test_task_status_set_reads_included_statuses_in_position_order() -> None:
     status_set = TaskStatusSet.from_api(envelope["task_status_sets"]["3"], included)
     assert [s.status for s in status_set.statuses] == ["To Do", "Done"]
     assert status_set.statuses[0].status_set_id == 3
-
-
-@pytest.mark.parametrize(
-    ("status", "cls", "retryable"),
-    [
-        (400, BadRequestError, False),
-        (401, AuthenticationError, False),
-        (403, PermissionDeniedError, False),
-        (404, NotFoundError, False),
-        (422, ValidationError, False),
-        (429, RateLimitError, True),
-        (503, UnavailableError, True),
-        (500, UnavailableError, True),
-        (418, BadRequestError, False),
-    ],
-)
-def test_error_class_follows_status_and_says_whether_retry_helps(
-    status: int, cls: type[Exception], retryable: bool
-) -> None:
-    err = error_from_response(status, None, method="GET", path="/status_reports")
-    assert type(err) is cls
-    assert err.retryable is retryable
-
-
-def test_validation_error_keeps_per_field_messages() -> None:
-    payload = {
-        "errors": [
-            {"type": "validation", "message": "is not included in the list", "field": "color"},
-            {"type": "validation", "message": "can't be blank", "field": "description"},
-        ]
-    }
-    err = error_from_response(422, payload, method="POST", path="/status_reports")
-    assert isinstance(err, ValidationError)
-    assert err.field_errors == {"color": ["is not included in the list"], "description": ["can't be blank"]}
-    assert "color: is not included in the list" in str(err)
-
-
-def test_rate_limit_error_reads_retry_after_when_present() -> None:
-    err = error_from_response(429, {}, method="GET", path="/x", headers={"Retry-After": "3"})
-    assert isinstance(err, RateLimitError)
-    assert err.retry_after == 3.0
-    assert (
-        error_from_response(429, {}, method="GET", path="/x", headers={"Retry-After": "soon"}).retry_after
-        is None
-    )  # type: ignore[attr-defined]

@@ -114,9 +114,14 @@ def test_drop_rate_one_drops_every_request(api: Api) -> None:
     assert [r.status for r in api.sandbox.requests] == [0, 0, 0]
 
 
-def test_latency_is_applied_to_every_decision_and_requests_still_succeed(api: Api) -> None:
-    api.sandbox.faults.set_latency(0.01)
-    assert api.sandbox.faults.decide("GET", "/api/v1/workspaces").latency == 0.01
+def test_latency_holds_the_answer_back_past_a_short_read_timeout(api: Api) -> None:
+    # Given 0.6 s of added latency (set at run time)
+    api.sandbox.faults.set_latency(0.6)
+    # When a client waits at most 0.1 s for the answer, Then it times out: the answer really was held back
+    with pytest.raises(requests.ReadTimeout):
+        api.session.get(api.url("/workspaces"), timeout=(2, 0.1))
+    # And with the latency gone, the same call is answered
+    api.sandbox.faults.set_latency(0)
     assert api.get("/workspaces").status_code == 200
 
 
@@ -130,6 +135,23 @@ def test_fault_plan_refuses_bad_settings() -> None:
         plan.set_latency(-1)
     with pytest.raises(FaultPlanError):
         FaultPlan(drop_rate=2)
+
+
+@pytest.mark.parametrize(
+    "settings",
+    [{"clear": True, "statuses": []}, {"clear": True, "script": {"statuses": [503], "method": 5}}],
+    ids=["no-statuses", "script-method-not-a-string"],
+)
+def test_a_refused_fault_setting_changes_nothing(settings: dict[str, object]) -> None:
+    # Given a plan with latency and a scripted 503
+    plan = FaultPlan(latency=0.05)
+    plan.script([503])
+    before = plan.describe()
+    # When a setting that clears everything is refused
+    with pytest.raises(FaultPlanError):
+        plan.configure(settings)
+    # Then the plan is as it was: nothing of the refused settings was applied, not even the clear
+    assert plan.describe() == before
 
 
 def test_http_control_endpoint_drives_faults(api: Api) -> None:

@@ -199,3 +199,48 @@ def test_concurrent_writes_get_distinct_ids_and_all_land(api: Api) -> None:
     assert len(set(ids)) == 80
     assert len(api.sandbox.state.task_status_sets) == 80
     assert len(api.sandbox.state.custom_task_statuses) == 320
+
+
+def test_every_route_of_the_contract_answers_with_its_documented_success_status(api: Api) -> None:
+    # Given a workspace, a report, two sets (one to delete), a custom status and a reference (CONTRACT §6)
+    ws = api.sandbox.add_workspace("Apollo")
+    report = api.create_report(ws)["id"]
+    kept, spare = api.create_set("Kept")["id"], api.create_set("Spare")["id"]
+    status = {"status": "Review", "category": "started", "status_set_id": int(kept)}
+    custom = first(api.post("/custom_task_statuses", {"custom_task_status": status}).json())["id"]
+    upsert = {"subject_type": "StatusReport", "subject_id": int(report), "service_name": "github",
+              "service_model": "issue", "service_model_ref": "octo/repo#7"}  # fmt: skip
+    on_workspace = {**upsert, "subject_type": "Workspace", "subject_id": int(ws)}
+    ref = first(
+        api.post("/external_references/create_or_update", {"external_reference": on_workspace}).json()
+    )
+    routes: list[tuple[str, str, object, dict[str, str], int]] = [
+        ("GET", "/status_reports", None, {}, 200),
+        ("GET", f"/status_reports/{report}", None, {}, 200),
+        ("PUT", f"/status_reports/{report}", {"status_report": {"color": "red"}}, {}, 200),
+        ("GET", "/task_status_sets", None, {}, 200),
+        ("GET", f"/task_status_sets/{kept}", None, {}, 200),
+        ("PUT", f"/task_status_sets/{kept}", {"task_status_set": {"name": "Kept 2"}}, {}, 200),
+        ("PUT", f"/task_status_sets/{kept}/update_account_default", None, {}, 200),
+        ("DELETE", f"/task_status_sets/{spare}", None, {}, 204),
+        ("GET", "/custom_task_statuses", None, {}, 200),
+        ("GET", f"/custom_task_statuses/{custom}", None, {}, 200),
+        ("PUT", f"/custom_task_statuses/{custom}", {"custom_task_status": {"position": 0}}, {}, 200),
+        ("DELETE", f"/custom_task_statuses/{custom}", None, {}, 204),
+        ("POST", "/external_references/create_or_update", {"external_reference": upsert}, {}, 200),
+        ("GET", "/external_references", None, {"subject_type": "StatusReport"}, 200),
+        ("GET", "/workspaces", None, {}, 200),
+        ("GET", f"/workspaces/{ws}", None, {}, 200),
+        ("PUT", "/workspace_task_status_sets/bulk_update",
+         {"workspace_task_status_sets": [{"workspace_id": int(ws), "status_set_id": int(kept)}]}, {}, 200),
+        ("DELETE", f"/external_references/{ref['id']}", None, {}, 204),
+        ("DELETE", f"/status_reports/{report}", None, {}, 204),
+    ]  # fmt: skip
+    # When each is called; Then each answers its success status (200 with an envelope, 204 with no body)
+    for method, path, body, query, expected in routes:
+        response = api.session.request(method, api.url(path), json=body, params=query, timeout=TIMEOUT)
+        assert response.status_code == expected, (method, path, response.text)
+        assert (response.content == b"") if expected == 204 else ("results" in response.json())
+    # And what was deleted is gone: the report took its own reference along
+    assert api.sandbox.state.external_references == {}
+    assert (api.sandbox.state.status_reports, api.sandbox.state.task_status_sets.keys()) == ({}, {kept})

@@ -32,6 +32,7 @@ from kantata_bridge.kantata.errors import (
     KantataTimeoutError,
     KantataValueError,
     MalformedResponseError,
+    NotFoundError,
     error_from_response,
 )
 from kantata_bridge.kantata.models import (
@@ -63,6 +64,8 @@ _DIGITS = re.compile(r"[0-9]+")
 _TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
 
 OnRequest = Callable[[str, str, Any], None]
+# Builds a model from one primary object and the envelope's maps (a model's ``from_api``).
+type Build[T] = Callable[[Mapping[str, Any], Included], T]
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,6 +174,34 @@ def _drop_none(params: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in params.items() if v is not None}
 
 
+def _transport_error(exc: requests.RequestException, method: str, path: str) -> KantataError:
+    """The typed error for a request that got no HTTP answer. Messages name only the method, the path and
+    the exception type: requests' own messages quote the URL, and the exception holds the request headers."""
+    kind = type(exc).__name__
+    if isinstance(exc, requests.Timeout):  # ConnectTimeout and ReadTimeout
+        return KantataTimeoutError(f"Kantata {method} {path} timed out ({kind})", method=method, path=path)
+    if isinstance(exc, requests.ConnectionError | requests.exceptions.ChunkedEncodingError):
+        return KantataConnectionError(
+            f"Kantata {method} {path} failed: connection error ({kind})", method=method, path=path
+        )
+    return KantataError(f"Kantata {method} {path} could not be sent ({kind})", method=method, path=path)
+
+
+def _built[T](build: Build[T], obj: Mapping[str, Any], included: Included, method: str, path: str) -> T:
+    """``build(obj, included)`` (a model's ``from_api``). An object without the documented fields or types
+    is raised as MalformedResponseError, not as the KeyError/ValueError/… it would give, so every failure the
+    caller sees is a KantataError."""
+    try:
+        return build(obj, included)
+    except (AttributeError, KeyError, TypeError, ValueError) as exc:
+        failure = MalformedResponseError(
+            f"Kantata {method} {path} returned an object the client cannot read ({type(exc).__name__}: {exc})",
+            method=method,
+            path=path,
+        )
+    raise failure
+
+
 class KantataClient:
     """Kantata OX API client. Build one per process and reuse it (it keeps a connection pool).
 
@@ -252,23 +283,14 @@ class KantataClient:
                 # Kantata does not redirect API calls; following one could resend the token elsewhere.
                 allow_redirects=False,
             )
-        # Messages name only the method, path and exception type: requests' own messages quote the URL.
-        except requests.Timeout as exc:  # ConnectTimeout and ReadTimeout
-            raise KantataTimeoutError(
-                f"Kantata {method} {path} timed out ({type(exc).__name__})", method=method, path=path
-            ) from exc
-        except (requests.ConnectionError, requests.exceptions.ChunkedEncodingError) as exc:
-            raise KantataConnectionError(
-                f"Kantata {method} {path} failed: connection error ({type(exc).__name__})",
-                method=method,
-                path=path,
-            ) from exc
         except requests.RequestException as exc:
-            raise KantataError(
-                f"Kantata {method} {path} could not be sent ({type(exc).__name__})", method=method, path=path
-            ) from exc
-        with response:
-            return self._decode(method, path, response)
+            failure = _transport_error(exc, method, path)
+        else:
+            with response:
+                return self._decode(method, path, response)
+        # Raised here, outside the except block, so neither __cause__ nor __context__ holds requests'
+        # exception: it carries the PreparedRequest, whose headers hold the bearer token.
+        raise failure
 
     @staticmethod
     def _decode(method: str, path: str, response: requests.Response) -> Mapping[str, Any] | None:
@@ -330,17 +352,18 @@ class KantataClient:
             },
         )
 
-    def _one(
+    def _one[T](
         self,
         method: str,
         path: str,
         key: str,
+        build: Build[T],
         *,
         params: Mapping[str, Any] | None = None,
         body: Any = None,
         repeatable: bool,
-    ) -> tuple[Mapping[str, Any], Included]:
-        """A request whose envelope holds exactly one primary object of ``key``."""
+    ) -> T:
+        """A request whose envelope holds exactly one primary object of ``key``, built into a model."""
         payload = self._request(method, path, params=params, body=body, repeatable=repeatable)
         page = decode_envelope(payload, key, method=method, path=path)
         if len(page.objects) != 1:
@@ -349,10 +372,35 @@ class KantataClient:
                 method=method,
                 path=path,
             )
-        return page.objects[0], page.included
+        return _built(build, page.objects[0], page.included, method, path)
+
+    def _models[T](
+        self,
+        path: str,
+        key: str,
+        build: Build[T],
+        params: Mapping[str, Any] | None = None,
+        per_page: int = MAX_PER_PAGE,
+    ) -> Iterator[T]:
+        """``paginate`` with each object built into a model."""
+        pages = self.paginate(path, key, params, per_page=per_page)
+        return (_built(build, obj, inc, "GET", path) for obj, inc in pages)
 
     def _delete(self, path: str) -> None:
-        self._request("DELETE", path, repeatable=True)
+        """DELETE, repeated like a PUT. A 404 on a repeat is success: the earlier send whose answer was lost
+        (dropped connection, timeout, 5xx from a proxy) may have deleted it, and gone is what was asked."""
+        sends = 0
+
+        def send() -> None:
+            nonlocal sends
+            sends += 1
+            try:
+                self._send("DELETE", path, None, None)
+            except NotFoundError:
+                if sends == 1:
+                    raise
+
+        call_with_retry(send, self.retry, on_retry=self._log_retry)
 
     # ------------------------------------------------------------------ pagination
 
@@ -409,15 +457,15 @@ class KantataClient:
         or a missing workspace_id; ValidationError (422) with ``field_errors`` if Kantata refuses the values.
         """
         body = {"status_report": report.to_body()}
-        obj, included = self._one(
+        return self._one(
             "POST",
             "/status_reports",
             "status_reports",
+            StatusReport.from_api,
             params={"include": ",".join(_STATUS_REPORT_INCLUDE)},
             body=body,
             repeatable=False,
         )
-        return StatusReport.from_api(obj, included)
 
     def list_status_reports(
         self,
@@ -447,8 +495,9 @@ class KantataClient:
                 "include": _include_param(include),
             }
         )
-        pages = self.paginate("/status_reports", "status_reports", params, per_page=per_page)
-        return (StatusReport.from_api(obj, inc) for obj, inc in pages)
+        return self._models(
+            "/status_reports", "status_reports", StatusReport.from_api, params, per_page=per_page
+        )
 
     @staticmethod
     def _model_refs(ref: str | None, refs: Sequence[str] | None) -> dict[str, str]:
@@ -476,8 +525,7 @@ class KantataClient:
         """One status report. NotFoundError (404) if it does not exist."""
         path = f"/status_reports/{_path_id('report_id', report_id)}"
         params = _drop_none({"include": _include_param(include)})
-        obj, included = self._one("GET", path, "status_reports", params=params, repeatable=True)
-        return StatusReport.from_api(obj, included)
+        return self._one("GET", path, "status_reports", StatusReport.from_api, params=params, repeatable=True)
 
     def update_status_report(self, report_id: str | int, report: StatusReport) -> StatusReport:
         """Replace a report's colour, description, details and external reference (``PUT``; repeated on 429/5xx).
@@ -488,8 +536,9 @@ class KantataClient:
         path = f"/status_reports/{_path_id('report_id', report_id)}"
         body = {"status_report": report.to_body(for_update=True)}
         params = {"include": ",".join(_STATUS_REPORT_INCLUDE)}
-        obj, included = self._one("PUT", path, "status_reports", params=params, body=body, repeatable=True)
-        return StatusReport.from_api(obj, included)
+        return self._one(
+            "PUT", path, "status_reports", StatusReport.from_api, params=params, body=body, repeatable=True
+        )
 
     def delete_status_report(self, report_id: str | int) -> None:
         """Delete a status report (204). NotFoundError if it is already gone."""
@@ -497,44 +546,39 @@ class KantataClient:
 
     # ------------------------------------------------------------------ task status sets
 
-    @staticmethod
-    def _set_params(include_statuses: bool) -> dict[str, str]:
-        return {"include": "custom_task_statuses"} if include_statuses else {}
+    def _task_status_set(
+        self, method: str, path: str, *, name: str | None = None, include_statuses: bool = True
+    ) -> TaskStatusSet:
+        """One set from ``method path`` (a ``name`` is sent wrapped); only a POST (a create) is sent once."""
+        body = None if name is None else {"task_status_set": {"name": check_required("name", name)}}
+        params = {"include": "custom_task_statuses"} if include_statuses else {}
+        return self._one(
+            method,
+            path,
+            "task_status_sets",
+            TaskStatusSet.from_api,
+            params=params,
+            body=body,
+            repeatable=method != "POST",
+        )
 
     def list_task_status_sets(self, *, include_statuses: bool = True) -> Iterator[TaskStatusSet]:
         """All task status sets on the account (Kantata has no name filter: match ``name`` yourself)."""
-        pages = self.paginate("/task_status_sets", "task_status_sets", self._set_params(include_statuses))
-        return (TaskStatusSet.from_api(obj, inc) for obj, inc in pages)
+        params = {"include": "custom_task_statuses"} if include_statuses else {}
+        return self._models("/task_status_sets", "task_status_sets", TaskStatusSet.from_api, params)
 
     def create_task_status_set(self, name: str) -> TaskStatusSet:
         """Create a set (Kantata adds its 4 default statuses), returned with those statuses. Sent once."""
-        body = {"task_status_set": {"name": check_required("name", name)}}
-        obj, included = self._one(
-            "POST",
-            "/task_status_sets",
-            "task_status_sets",
-            params=self._set_params(True),
-            body=body,
-            repeatable=False,
-        )
-        return TaskStatusSet.from_api(obj, included)
+        return self._task_status_set("POST", "/task_status_sets", name=name)
 
     def get_task_status_set(self, set_id: str | int, *, include_statuses: bool = True) -> TaskStatusSet:
         """One task status set, with its statuses ordered by position when ``include_statuses``."""
         path = f"/task_status_sets/{_path_id('set_id', set_id)}"
-        obj, included = self._one(
-            "GET", path, "task_status_sets", params=self._set_params(include_statuses), repeatable=True
-        )
-        return TaskStatusSet.from_api(obj, included)
+        return self._task_status_set("GET", path, include_statuses=include_statuses)
 
     def update_task_status_set(self, set_id: str | int, name: str) -> TaskStatusSet:
         """Rename a set (the only field a set has)."""
-        path = f"/task_status_sets/{_path_id('set_id', set_id)}"
-        body = {"task_status_set": {"name": check_required("name", name)}}
-        obj, included = self._one(
-            "PUT", path, "task_status_sets", params=self._set_params(True), body=body, repeatable=True
-        )
-        return TaskStatusSet.from_api(obj, included)
+        return self._task_status_set("PUT", f"/task_status_sets/{_path_id('set_id', set_id)}", name=name)
 
     def delete_task_status_set(self, set_id: str | int) -> None:
         """Delete a set and its statuses; Kantata refuses (4xx) while a project uses it."""
@@ -542,18 +586,15 @@ class KantataClient:
 
     def make_account_default(self, set_id: str | int) -> TaskStatusSet:
         """Make the set the default for new projects (``PUT …/update_account_default``, no body)."""
-        path = f"/task_status_sets/{_path_id('set_id', set_id)}/update_account_default"
-        obj, included = self._one(
-            "PUT", path, "task_status_sets", params=self._set_params(True), repeatable=True
+        return self._task_status_set(
+            "PUT", f"/task_status_sets/{_path_id('set_id', set_id)}/update_account_default"
         )
-        return TaskStatusSet.from_api(obj, included)
 
     # ------------------------------------------------------------------ custom task statuses
 
     def list_custom_task_statuses(self) -> Iterator[CustomTaskStatus]:
         """Every custom task status on the account (no filter by set: use get_task_status_set for one set)."""
-        pages = self.paginate("/custom_task_statuses", "custom_task_statuses")
-        return (CustomTaskStatus.from_api(obj) for obj, _ in pages)
+        return self._models("/custom_task_statuses", "custom_task_statuses", CustomTaskStatus.from_api)
 
     def create_custom_task_status(
         self, status_set_id: str | int, status: str, category: str
@@ -566,16 +607,19 @@ class KantataClient:
                 "status_set_id": int(_path_id("status_set_id", status_set_id)),
             }
         }
-        obj, _ = self._one(
-            "POST", "/custom_task_statuses", "custom_task_statuses", body=body, repeatable=False
+        return self._one(
+            "POST",
+            "/custom_task_statuses",
+            "custom_task_statuses",
+            CustomTaskStatus.from_api,
+            body=body,
+            repeatable=False,
         )
-        return CustomTaskStatus.from_api(obj)
 
     def get_custom_task_status(self, status_id: str | int) -> CustomTaskStatus:
         """One custom task status."""
         path = f"/custom_task_statuses/{_path_id('status_id', status_id)}"
-        obj, _ = self._one("GET", path, "custom_task_statuses", repeatable=True)
-        return CustomTaskStatus.from_api(obj)
+        return self._one("GET", path, "custom_task_statuses", CustomTaskStatus.from_api, repeatable=True)
 
     def update_custom_task_status(
         self, status_id: str | int, *, status: str | None = None, position: int | None = None
@@ -591,10 +635,14 @@ class KantataClient:
             fields["position"] = position
         if not fields:
             raise KantataValueError("update_custom_task_status needs status or position")
-        obj, _ = self._one(
-            "PUT", path, "custom_task_statuses", body={"custom_task_status": fields}, repeatable=True
+        return self._one(
+            "PUT",
+            path,
+            "custom_task_statuses",
+            CustomTaskStatus.from_api,
+            body={"custom_task_status": fields},
+            repeatable=True,
         )
-        return CustomTaskStatus.from_api(obj)
 
     def delete_custom_task_status(self, status_id: str | int) -> None:
         """Delete a status; tasks using it fall back to their category's default status."""
@@ -626,17 +674,26 @@ class KantataClient:
                 else None,
             }
         )
-        pages = self.paginate("/external_references", "external_references", params, per_page=per_page)
-        return (ExternalReference.from_api(obj) for obj, _ in pages)
+        return self._models(
+            "/external_references",
+            "external_references",
+            ExternalReference.from_api,
+            params,
+            per_page=per_page,
+        )
 
     def create_or_update_external_reference(self, ref: ExternalReferenceUpsert) -> ExternalReference:
         """Upsert an external reference. An upsert is safe to repeat, so it is retried like a PUT."""
         check_enum("external_reference.subject_type", ref.subject_type, EXTERNAL_REFERENCE_SUBJECT_TYPES)
         body = {"external_reference": ref.to_body()}
-        obj, _ = self._one(
-            "POST", "/external_references/create_or_update", "external_references", body=body, repeatable=True
+        return self._one(
+            "POST",
+            "/external_references/create_or_update",
+            "external_references",
+            ExternalReference.from_api,
+            body=body,
+            repeatable=True,
         )
-        return ExternalReference.from_api(obj)
 
     def delete_external_reference(self, ref_id: str | int) -> None:
         """Delete an external reference (204)."""
@@ -647,8 +704,7 @@ class KantataClient:
     def get_workspace(self, workspace_id: str | int) -> Workspace:
         """One workspace. NotFoundError (404) if missing or archived (Kantata hides archived ones)."""
         path = f"/workspaces/{_path_id('workspace_id', workspace_id)}"
-        obj, included = self._one("GET", path, "workspaces", repeatable=True)
-        return Workspace.from_api(obj, included)
+        return self._one("GET", path, "workspaces", Workspace.from_api, repeatable=True)
 
     def list_workspaces(
         self,
@@ -679,8 +735,7 @@ class KantataClient:
                 "include_archived": "true" if include_archived else None,
             }
         )
-        pages = self.paginate("/workspaces", "workspaces", params, per_page=per_page)
-        return (Workspace.from_api(obj, inc) for obj, inc in pages)
+        return self._models("/workspaces", "workspaces", Workspace.from_api, params, per_page=per_page)
 
     def bulk_update_workspace_task_status_sets(
         self, assignments: Sequence[WorkspaceTaskStatusSet]

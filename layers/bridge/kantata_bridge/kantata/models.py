@@ -145,7 +145,8 @@ class ExternalReference:
     updated_at: str | None = None
 
     @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> ExternalReference:
+    def from_api(cls, data: Mapping[str, Any], included: Included | None = None) -> ExternalReference:
+        """``included`` is accepted (and unused) so every model builds from the same ``(object, maps)`` pair."""
         return cls(
             id=str(data["id"]),
             subject_type=str(data.get("subject_type", "")),
@@ -277,7 +278,8 @@ class CustomTaskStatus:
     updated_at: str | None = None
 
     @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> CustomTaskStatus:
+    def from_api(cls, data: Mapping[str, Any], included: Included | None = None) -> CustomTaskStatus:
+        """``included`` is accepted (and unused) so every model builds from the same ``(object, maps)`` pair."""
         return cls(
             id=str(data["id"]),
             status=str(data.get("status", "")),
