@@ -35,7 +35,9 @@ from kantata_bridge.trackers.base import MalformedDeliveryError, SignatureError 
 if TYPE_CHECKING:
     from aws_lambda_powertools.utilities.typing import LambdaContext
 
-app = APIGatewayHttpResolver()
+# debug=False and log_event=False explicitly: POWERTOOLS_DEV / POWERTOOLS_LOGGER_LOG_EVENT would otherwise print
+# every event (raw body and signature headers) to the logs, and the resolver's debug mode answers stack traces.
+app = APIGatewayHttpResolver(debug=False)
 
 # What was imported lives as long as the process. Freezing it spares the garbage collector from scanning
 # those objects again in every full collection while boto3 loads its service models on the first request
@@ -101,6 +103,6 @@ def fail(exc: Exception) -> Response[Any]:
 
 
 @metrics.log_metrics
-@logger.inject_lambda_context(clear_state=True)
+@logger.inject_lambda_context(clear_state=True, log_event=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

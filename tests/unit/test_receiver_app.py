@@ -16,10 +16,10 @@ from types import ModuleType, SimpleNamespace
 from typing import Any
 
 import pytest
-from kantata_bridge.envelope import INLINE_BODY_LIMIT
+from kantata_bridge.envelope import INLINE_BODY_LIMIT, DeliveryEnvelope
 from kantata_bridge.receiver.credentials import StaticCredentials
 from kantata_bridge.receiver.errors import EnqueueError
-from kantata_bridge.receiver.queue import MemoryDeliveryQueue, MemoryPayloadStore
+from kantata_bridge.receiver.memory import MemoryDeliveryQueue, MemoryPayloadStore
 from kantata_bridge.receiver.service import Receiver
 from kantata_bridge.receiver.settings import load_settings
 from kantata_bridge.trackers.registry import ADAPTERS
@@ -118,11 +118,17 @@ def test_genuine_sample_delivery_is_queued_byte_for_byte_with_metadata(harness: 
     assert status == 202
     (envelope,) = harness.queue.envelopes
     assert body == {"status": "queued", "delivery_id": envelope.delivery_id}
+    assert envelope.received_at == "2026-11-20T09:15:01.000Z"
+    assert_queued_as_sent(envelope, event)
+
+
+def assert_queued_as_sent(envelope: DeliveryEnvelope, event: dict[str, Any]) -> None:
+    """The envelope holds the event's exact body and the metadata DELIVERY.md names for its tracker."""
     assert envelope.body == event["body"].encode("utf-8")
     headers = event["headers"]
     tracker = event["pathParameters"]["tracker"]
     assert envelope.tracker == tracker
-    assert envelope.received_at == "2026-11-20T09:15:01.000Z"
+    assert envelope.received_at.endswith("Z")
     assert envelope.content_type == headers["content-type"]
     if tracker == "github":
         assert envelope.event_type == headers["x-github-event"]
@@ -329,7 +335,93 @@ def test_unexpected_error_is_a_500_json_body_without_a_stack_trace(harness: Harn
     assert "Traceback" not in response["body"]
 
 
-def test_other_routes_are_404(harness: Harness) -> None:
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/elsewhere"),
+        ("GET", "/webhooks/github"),
+        ("PUT", "/webhooks/github"),
+        ("POST", "/webhooks/github/"),
+        ("POST", "/webhooks/"),
+        ("POST", "/webhooks/github/extra"),
+    ],
+)
+def test_other_routes_and_methods_are_a_json_404(harness: Harness, method: str, path: str) -> None:
     event = sample("github_issues_opened")
-    event["rawPath"] = event["requestContext"]["http"]["path"] = "/elsewhere"
-    assert APP.lambda_handler(event, CONTEXT)["statusCode"] == 404
+    event["rawPath"] = event["requestContext"]["http"]["path"] = path
+    event["requestContext"]["http"]["method"] = method
+    assert harness.call(event) == (404, {"status": "rejected", "reason": "not_found"})
+    assert harness.queue.envelopes == []
+
+
+@pytest.mark.parametrize("tracker", ["GitHub", "GITHUB"])
+def test_tracker_name_in_the_path_is_case_insensitive(harness: Harness, tracker: str) -> None:
+    event = sample("github_issues_opened")
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/webhooks/{tracker}"
+    event["pathParameters"] = {"tracker": tracker}
+    assert harness.call(event)[0] == 202
+    assert harness.queue.envelopes[0].tracker == "github"
+
+
+def test_header_names_are_matched_case_insensitively(harness: Harness) -> None:
+    # Given a delivery whose header names keep the sender's capitals (a direct invoke, another proxy)
+    event = sample("github_issues_opened")
+    event["headers"] = {
+        "-".join(part.capitalize() for part in name.split("-")): value
+        for name, value in event["headers"].items()
+    }
+    # Then it verifies and the envelope keeps the headers under their lower-case names
+    assert harness.call(event)[0] == 202
+    (envelope,) = harness.queue.envelopes
+    assert envelope.delivery_id == "8c2a4e10-c6ae-11f0-9d3c-2a7b5e1f0c42"
+    assert envelope.headers["x-github-hook-id"] == "498765432"
+    assert envelope.content_type == "application/json"
+
+
+@pytest.mark.parametrize("odd", ["a\x00b", "a\ud800b", "caf\u00e9", "x" * 257, "  "])
+def test_odd_delivery_header_falls_back_to_the_documented_body_hash(harness: Harness, odd: str) -> None:
+    # The delivery header is not signed: a replay with an odd one must still queue, under a stable id.
+    event = sample("github_issues_opened")
+    event["headers"]["x-github-delivery"] = odd
+    expected = "sha256:" + hashlib.sha256(event["body"].encode()).hexdigest()
+    assert harness.call(event) == (202, {"status": "queued", "delivery_id": expected})
+    assert harness.queue.envelopes[0].headers.get("x-github-delivery") is None
+
+
+@pytest.mark.parametrize("odd", ["iss\x00ues", "iss\ud800", "x" * 101])
+def test_odd_event_type_header_is_a_400_not_an_echo(harness: Harness, odd: str) -> None:
+    event = sample("github_issues_opened")
+    event["headers"]["x-github-event"] = odd
+    assert harness.call(event) == (400, {"status": "rejected", "reason": "missing_event_type"})
+    assert harness.queue.envelopes == []
+
+
+def test_body_at_the_inline_limit_with_huge_headers_still_fits_one_sqs_message(harness: Harness) -> None:
+    # Given a genuine body just at the inline limit and unsigned headers stuffed with escaped text
+    raw = json.dumps({"action": "opened", "pad": "x" * INLINE_BODY_LIMIT})[: INLINE_BODY_LIMIT - 2] + '"}'
+    headers = {"x-github-event": "issues", "user-agent": "\u00e9" * 5000, "x-github-hook-id": "\u2603" * 200}
+    event = signed_event("github", raw.encode(), headers, "github-sample-secret")
+    # When it is queued inline
+    assert harness.call(event)[0] == 202
+    (envelope,) = harness.queue.envelopes
+    assert envelope.body == raw.encode()
+    # Then the message stays within SQS's 256 KiB (body + attributes) and the odd headers were dropped
+    message = envelope.to_message().encode()
+    attributes = (envelope.tracker + envelope.event_type + envelope.delivery_id).encode()
+    assert len(message) + len(attributes) + 100 <= 256 * 1024
+    assert "user-agent" not in envelope.headers
+    assert envelope.hook_id is None
+
+
+def test_body_that_is_not_text_is_400(harness: Harness) -> None:
+    event = sample("github_issues_opened")
+    event["body"] = {"action": "opened"}
+    assert harness.call(event) == (400, {"status": "rejected", "reason": "bad_text"})
+
+
+def test_shared_token_that_cannot_be_encoded_is_401_not_500(monkeypatch: pytest.MonkeyPatch) -> None:
+    h = Harness(monkeypatch, env={"JIRA_AUTH_MODE": "shared-token"})
+    body = b'{"webhookEvent":"jira:issue_created","issue":{"id":"1"}}'
+    event = signed_event("jira", body, {"x-bridge-token": "automation-tok\ud800"})
+    assert h.call(event) == (401, {"status": "rejected", "reason": "mismatch"})
+    assert h.queue.envelopes == []

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -12,12 +11,9 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from tests.unit.test_receiver_app import GENERATE
+
 ROOT = Path(__file__).resolve().parents[2]
-spec = importlib.util.spec_from_file_location("events_generate", ROOT / "events/generate.py")
-assert spec is not None
-assert spec.loader is not None
-GENERATE = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(GENERATE)
 
 
 def test_committed_events_equal_the_generator_output() -> None:

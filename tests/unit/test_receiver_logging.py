@@ -4,39 +4,25 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import importlib.util
 import json
 import logging
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from kantata_bridge.observability import logger
 from kantata_bridge.receiver.credentials import StaticCredentials
-from kantata_bridge.receiver.queue import MemoryDeliveryQueue
+from kantata_bridge.receiver.memory import MemoryDeliveryQueue
 from kantata_bridge.receiver.service import Receiver
 from kantata_bridge.receiver.settings import load_settings
 from kantata_bridge.trackers.registry import ADAPTERS
+
+from tests.unit.test_receiver_app import APP, CONTEXT, load
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "github-sample-secret"
 OTHER_SECRET = "jira-secret-never-logged"
 TOKEN = "automation-token-never-logged"
-CONTEXT = SimpleNamespace(
-    function_name="webhook-receiver",
-    memory_limit_in_mb=256,
-    invoked_function_arn="arn:aws:lambda:eu-west-1:123456789012:function:webhook-receiver",
-    aws_request_id="req-1",
-)
-
-spec = importlib.util.spec_from_file_location(
-    "receiver_app_logging", ROOT / "functions/webhook_receiver/app.py"
-)
-assert spec is not None
-assert spec.loader is not None
-APP = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(APP)
 
 
 class Capture(logging.Handler):
@@ -141,3 +127,21 @@ def test_queue_failure_is_logged_as_an_error_with_its_cause(
     assert line["level"] == "ERROR"
     assert "connection refused" in line["cause"]
     assert SECRET not in json.dumps(line)
+
+
+def test_powertools_debug_switches_never_print_the_event(
+    monkeypatch: pytest.MonkeyPatch, captured: Capture, capsys: Any
+) -> None:
+    # Given an operator who turned on Powertools' dev mode and event logging (both read at import)
+    monkeypatch.setenv("POWERTOOLS_DEV", "true")
+    monkeypatch.setenv("POWERTOOLS_LOGGER_LOG_EVENT", "true")
+    app = load("receiver_app_debug", "functions/webhook_receiver/app.py")
+    monkeypatch.setattr(app, "default_receiver", APP.default_receiver)
+    event = json.loads((ROOT / "events/apigw/github_issues_opened.json").read_text())
+    # When a genuine delivery is received
+    assert app.lambda_handler(event, CONTEXT)["statusCode"] == 202
+    # Then neither the signature nor the body appears in what the function printed or logged
+    output = "\n".join(captured.lines) + capsys.readouterr().out
+    assert "delivery queued" in output
+    assert event["headers"]["x-hub-signature-256"].split("=", 1)[1] not in output
+    assert "Checkout fails on Safari" not in output

@@ -12,6 +12,7 @@ from kantata_bridge.trackers.base import (
     MalformedDeliveryError,
     SignatureError,
     fallback_delivery_id,
+    header_text,
     parse_json_object,
     verify_hub_signature,
     verify_shared_token,
@@ -145,3 +146,30 @@ def test_fallback_delivery_id_is_stable_and_distinguishes_versions() -> None:
     assert first == fallback_delivery_id("jira:issue_updated", "10012", "10101", 1795183512345)
     assert first != fallback_delivery_id("jira:issue_updated", "10012", "10102", 1795183512345)
     assert first.startswith("sha256:")
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("  8c2a4e10-c6ae-11f0  ", "8c2a4e10-c6ae-11f0"),
+        ("x" * 256, "x" * 256),
+        (None, None),
+        ("   ", None),
+        ("x" * 257, None),
+        ("a\x00b", None),
+        ("a\nb", None),
+        ("a\ud800b", None),
+        ("caf\u00e9", None),
+    ],
+)
+def test_header_text_treats_odd_or_overlong_values_as_missing(
+    value: str | None, expected: str | None
+) -> None:
+    headers = {} if value is None else {"x-github-delivery": value}
+    assert header_text(headers, "x-github-delivery") == expected
+
+
+def test_shared_token_with_lone_surrogates_is_a_mismatch_not_a_crash() -> None:
+    with pytest.raises(SignatureError) as err:
+        verify_shared_token("tok-1\ud800", ["tok-1"], "x-bridge-token")
+    assert err.value.reason == "mismatch"

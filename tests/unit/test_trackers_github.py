@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 import pytest
 from kantata_bridge.trackers.base import MalformedDeliveryError
 from kantata_bridge.trackers.github import GitHubAdapter, parse_payload
+from kantata_bridge.trackers.jira import JiraAdapter
 
 PAYLOAD = (Path(__file__).resolve().parents[2] / "events/payloads/github_issues_opened.json").read_bytes()
 BODY = json.dumps(json.loads(PAYLOAD), separators=(",", ":")).encode()
@@ -69,7 +70,15 @@ def test_unreadable_bodies_are_malformed(body: bytes, content_type: str, reason:
     assert err.value.reason == reason
 
 
-def test_kept_headers_include_signature_and_delivery_headers_only() -> None:
-    kept = GitHubAdapter().kept_headers
-    assert {"x-hub-signature-256", "x-github-delivery", "x-github-hook-id", "x-github-event"} <= set(kept)
-    assert all(name == name.lower() for name in kept)
+def test_kept_headers_are_the_documented_signature_and_delivery_headers_only() -> None:
+    # docs/receiver.md: signature and delivery headers, user-agent and content-type; never a token header.
+    documented = {"content-type", "user-agent", "x-hub-signature-256", "x-hub-signature"}
+    for adapter in (GitHubAdapter(), JiraAdapter()):
+        assert {"content-type", adapter_signature_header(adapter)} <= set(adapter.kept_headers)
+        for name in adapter.kept_headers:
+            assert name == name.lower()
+            assert name in documented or name.startswith(("x-github-", "x-atlassian-webhook-")), name
+
+
+def adapter_signature_header(adapter: GitHubAdapter | JiraAdapter) -> str:
+    return "x-hub-signature-256" if adapter.name == "github" else "x-hub-signature"

@@ -55,6 +55,8 @@ def test_fallback_id_ignores_fields_outside_event_object_and_version() -> None:
         b'{"webhookEvent": "  "}',
         b"[]",
         b"<xml/>",
+        b'{"webhookEvent": "jira:issue_updated\\u0000"}',
+        b'{"webhookEvent": "\\ud800"}',
     ],
 )
 def test_body_without_webhook_event_is_malformed(body: bytes) -> None:

@@ -43,13 +43,11 @@ class SqsDeliveryQueue:
     def send(self, envelope: DeliveryEnvelope) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
-        attributes = {
-            name: {"DataType": "String", "StringValue": str(getattr(envelope, name))}
-            for name in ATTRIBUTE_NAMES
-        }
         try:
             self._clients.client("sqs").send_message(
-                QueueUrl=self._queue_url, MessageBody=envelope.to_message(), MessageAttributes=attributes
+                QueueUrl=self._queue_url,
+                MessageBody=envelope.to_message(),
+                MessageAttributes=message_attributes(envelope),
             )
         except (BotoCoreError, ClientError) as exc:
             raise EnqueueError(
@@ -98,40 +96,15 @@ class S3PayloadStore:
         )
 
 
+def message_attributes(envelope: DeliveryEnvelope) -> dict[str, dict[str, str]]:
+    """The SQS message attributes of an envelope (``ATTRIBUTE_NAMES``, all strings)."""
+    return {
+        name: {"DataType": "String", "StringValue": str(getattr(envelope, name))} for name in ATTRIBUTE_NAMES
+    }
+
+
 def payload_key(envelope: DeliveryEnvelope) -> str:
     """The S3 key of a claim-checked body: by tracker and receive date, named by the delivery."""
     day = envelope.received_at[:10].replace("-", "/")
     digest = hashlib.sha256(envelope.dedupe_key.encode("utf-8")).hexdigest()
     return f"payloads/{envelope.tracker}/{day}/{digest}"
-
-
-class MemoryDeliveryQueue:
-    """An in-process queue (tests, benchmarks, local tools). ``fail_with`` makes every send fail."""
-
-    def __init__(self, fail_with: EnqueueError | None = None) -> None:
-        self.envelopes: list[DeliveryEnvelope] = []
-        self.fail_with = fail_with
-
-    def send(self, envelope: DeliveryEnvelope) -> None:
-        if self.fail_with is not None:
-            raise self.fail_with
-        # Round-trip through the wire format, as SQS would, so what tests read is what the worker gets.
-        self.envelopes.append(DeliveryEnvelope.from_message(envelope.to_message()))
-
-
-class MemoryPayloadStore:
-    """An in-process claim-check store (tests, benchmarks, local tools), keyed like S3PayloadStore."""
-
-    def __init__(self, bucket: str = "memory", fail_with: EnqueueError | None = None) -> None:
-        self.bucket = bucket
-        self.objects: dict[str, bytes] = {}
-        self.fail_with = fail_with
-
-    def put(self, envelope: DeliveryEnvelope, body: bytes) -> BodyPointer:
-        if self.fail_with is not None:
-            raise self.fail_with
-        key = payload_key(envelope)
-        self.objects[key] = bytes(body)
-        return BodyPointer(
-            bucket=self.bucket, key=key, size=len(body), sha256=hashlib.sha256(body).hexdigest()
-        )

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import datetime as dt
 import functools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Final, NamedTuple
 
 from kantata_bridge.envelope import DeliveryEnvelope
@@ -32,6 +33,7 @@ from kantata_bridge.trackers.base import (
     MalformedDeliveryError,
     SignatureError,
     TrackerAdapter,
+    header_text,
     verify_shared_token,
 )
 from kantata_bridge.trackers.registry import ADAPTERS
@@ -124,8 +126,8 @@ class Receiver:
             delivery_id=identity.delivery_id,
             hook_id=identity.hook_id,
             received_at=self._clock(),
-            content_type=headers.get("content-type"),
-            headers={name: headers[name] for name in adapter.kept_headers if name in headers},
+            content_type=header_text(headers, "content-type"),
+            headers=kept_headers(headers, adapter.kept_headers),
         )
         claim_checked = len(body) > self._settings.inline_body_limit
         envelope = self._claim_check(envelope, body) if claim_checked else envelope.with_body(body)
@@ -150,6 +152,8 @@ class Receiver:
         """The exact bytes the tracker sent, refusing oversize bodies before decoding all of them."""
         limit = self._settings.max_body_bytes
         text = request.body or ""
+        if not isinstance(text, str):  # API Gateway always sends text; anything else is a forged event
+            raise BadEncodingError("bad_text", "body is not text")
         if request.is_base64_encoded:
             if (len(text) // 4) * 3 - 2 > limit:
                 raise _too_large(limit)
@@ -197,17 +201,16 @@ class Receiver:
                 "too_large",
                 f"body is larger than {self._settings.inline_body_limit} bytes (claim check not configured)",
             )
-        pointer = self._payload_store.put(envelope, body)
-        return DeliveryEnvelope(
-            tracker=envelope.tracker,
-            event_type=envelope.event_type,
-            delivery_id=envelope.delivery_id,
-            hook_id=envelope.hook_id,
-            received_at=envelope.received_at,
-            content_type=envelope.content_type,
-            headers=envelope.headers,
-            body_pointer=pointer,
-        )
+        return dataclasses.replace(envelope, body_pointer=self._payload_store.put(envelope, body))
+
+
+def kept_headers(headers: Mapping[str, str], names: Sequence[str]) -> dict[str, str]:
+    """The headers named in ``names`` that are worth keeping (see ``header_text``), by lower-case name.
+
+    Bounding them keeps the envelope of a body at the inline limit within one SQS message.
+    """
+    kept = {name: header_text(headers, name) for name in names}
+    return {name: value for name, value in kept.items() if value is not None}
 
 
 def _too_large(limit: int) -> PayloadTooLargeError:

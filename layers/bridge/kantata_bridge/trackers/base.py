@@ -141,10 +141,13 @@ def verify_shared_token(header_value: str | None, tokens: Sequence[str], header_
         raise SignatureError("missing", f"token header {header_name} is missing")
     if not tokens:
         raise SignatureError("no_secret", "no shared token is configured for this tracker")
-    given = header_value.strip().encode("utf-8")
+    # surrogatepass: a header value with lone surrogates (only a forger sends one) must compare unequal, not
+    # fail to encode; every configured token is valid text, so no such value can match.
+    given = hashlib.sha256(header_value.strip().encode("utf-8", "surrogatepass")).digest()
     matched = False
     for token in tokens:
-        matched |= hmac.compare_digest(token.encode("utf-8"), given)
+        # Compare digests, not the tokens: equal lengths, so the timing does not even tell the token's length.
+        matched |= hmac.compare_digest(hashlib.sha256(token.encode("utf-8")).digest(), given)
     if not matched:
         raise SignatureError("mismatch", f"token in {header_name} does not match any active token")
 
@@ -168,11 +171,16 @@ def fallback_delivery_id(*parts: object) -> str:
 
 
 def header_text(headers: Headers, name: str, limit: int = 256) -> str | None:
-    """A header's value, stripped, or None when absent/blank/absurdly long (a delivery id is short)."""
+    """A header's value, stripped, or None when absent, blank, longer than ``limit`` or not printable ASCII.
+
+    Ids, event types and the headers kept in the envelope go through here: an odd value (control
+    characters, lone surrogates, non-ASCII, kilobytes of text) counts as missing, so it can neither break
+    the SQS message (which refuses control characters and has a size limit) nor reach a log line.
+    """
     value = headers.get(name)
     if value is None:
         return None
     value = value.strip()
-    if not value or len(value) > limit:
+    if not value or len(value) > limit or not (value.isascii() and value.isprintable()):
         return None
     return value

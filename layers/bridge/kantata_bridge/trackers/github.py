@@ -63,7 +63,8 @@ class GitHubAdapter:
         event_type = header_text(headers, EVENT_HEADER, limit=100)
         if event_type is None:
             raise MalformedDeliveryError("missing_event_type", "header X-GitHub-Event is missing")
-        parse_payload(body, headers.get("content-type"))
+        # The content type as the envelope will carry it (see header_text), so the worker parses alike.
+        parse_payload(body, header_text(headers, "content-type"))
         delivery_id = header_text(headers, DELIVERY_HEADER)
         source = "header"
         if delivery_id is None:

@@ -55,9 +55,10 @@ class JiraAdapter:
         """
         doc = parse_json_object(body)
         event_type = doc.get("webhookEvent")
-        if not isinstance(event_type, str) or not event_type.strip() or len(event_type) > 100:
+        event_type = event_type.strip() if isinstance(event_type, str) else ""
+        # Printable, short text only: it becomes an SQS message attribute and a log field.
+        if not event_type or len(event_type) > 100 or not event_type.isprintable():
             raise MalformedDeliveryError("missing_event_type", "body has no 'webhookEvent' string")
-        event_type = event_type.strip()
         delivery_id = header_text(headers, DELIVERY_HEADER)
         source = "header"
         if delivery_id is None:
