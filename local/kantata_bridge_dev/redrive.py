@@ -252,7 +252,7 @@ def requeue_parked(
 ) -> tuple[int, list[str]]:
     """Queue every parked delivery's envelope again and mark it redriven. Returns (requeued, skipped notes)."""
     from kantata_bridge.envelope import DeliveryEnvelope, EnvelopeError
-    from kantata_bridge.receiver.queue import ATTRIBUTE_NAMES
+    from kantata_bridge.receiver.queue import message_attributes
     from kantata_bridge.worker.outcomes import OutcomeStore
 
     store = OutcomeStore(table, dynamodb)
@@ -270,11 +270,9 @@ def requeue_parked(
             progress.advance()
             continue
         # The envelope exactly as it was queued, with the message attributes the receiver sends.
-        attributes = {
-            name: {"DataType": "String", "StringValue": str(getattr(envelope, name))}
-            for name in ATTRIBUTE_NAMES
-        }
-        sqs.send_message(QueueUrl=queue_url, MessageBody=outcome.envelope, MessageAttributes=attributes)
+        sqs.send_message(
+            QueueUrl=queue_url, MessageBody=outcome.envelope, MessageAttributes=message_attributes(envelope)
+        )
         store.resolve_parked(outcome, "redriven")
         requeued += 1
         progress.advance()
