@@ -25,7 +25,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from kantata_bridge.envelope import DeliveryEnvelope
+from kantata_bridge.envelope import DeliveryEnvelope, dedupe_key
 
 
 class ExplainInputError(ValueError):
@@ -160,10 +160,10 @@ def _explain_recorded(
 ) -> dict[str, Any]:
     if not table:
         raise ExplainInputError("--delivery-id needs --state-table or STATE_TABLE")
-    dedupe_key = ":".join([args.tracker, args.hook_id or "-", args.delivery_id])
-    doc: dict[str, Any] = {"delivery": {"dedupe_key": dedupe_key}}
+    key = dedupe_key(args.tracker, args.hook_id, args.delivery_id)
+    doc: dict[str, Any] = {"delivery": {"dedupe_key": key}}
     store = _store(table)
-    outcome = store.get(dedupe_key)
+    outcome = store.get(key)
     doc["outcome"] = outcome.log_fields() if outcome else None
     if outcome is None:
         return doc

@@ -22,6 +22,11 @@ ENVELOPE_VERSION: Final = 1
 INLINE_BODY_LIMIT: Final = 180 * 1024
 
 
+def dedupe_key(tracker: str, hook_id: str | None, delivery_id: str) -> str:
+    """The key a delivery is deduplicated and recorded under: ``tracker:hook id or -:delivery id``."""
+    return f"{tracker}:{hook_id or '-'}:{delivery_id}"
+
+
 class EnvelopeError(ValueError):
     """A queue message is not a delivery envelope this version understands."""
 
@@ -59,8 +64,7 @@ class DeliveryEnvelope:
     @property
     def dedupe_key(self) -> str:
         """What idempotency keys on: tracker + hook id (if any) + the tracker's delivery id."""
-        parts = [self.tracker, self.hook_id or "-", self.delivery_id]
-        return ":".join(parts)
+        return dedupe_key(self.tracker, self.hook_id, self.delivery_id)
 
     def with_body(self, body: bytes) -> DeliveryEnvelope:
         """A copy whose body is inline (used after fetching a claim-checked body from S3)."""
