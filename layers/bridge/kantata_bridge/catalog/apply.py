@@ -1,8 +1,8 @@
 """Reading Kantata's catalog state and carrying a plan out.
 
-``apply_catalog`` re-reads Kantata and re-plans before each phase (see plan.py), so every step works with
-real ids, and a run that failed half-way is finished by the next one: each step is a single write that the
-next plan either sees done or plans again. The first error stops the run (later steps may depend on it);
+``apply_catalog`` re-reads Kantata and re-plans before each phase that follows a write (see plan.py), so every
+step works with real ids, and a run that failed half-way is finished by the next one: each step is a single
+write that the next plan either sees done or plans again. The first error stops the run (later steps may depend on it);
 what was done, what failed and Kantata's reasons are in the result.
 """
 
@@ -121,8 +121,14 @@ def plan_from_kantata(
     kantata: CatalogKantata, config: CatalogConfig, *, prune: bool = False, pins: CatalogPins | None = None
 ) -> Plan:
     """Read Kantata and plan. Writes nothing. KantataError if Kantata cannot be read."""
+    return _read_and_plan(kantata, config, prune=prune, pins=pins)[1]
+
+
+def _read_and_plan(
+    kantata: CatalogKantata, config: CatalogConfig, *, prune: bool, pins: CatalogPins | None
+) -> tuple[CatalogState, Plan]:
     state = read_state(kantata, config)
-    return plan_catalog(config, state.sets, prune=prune, workspaces=state.workspaces, pins=pins)
+    return state, plan_catalog(config, state.sets, prune=prune, workspaces=state.workspaces, pins=pins)
 
 
 def apply_catalog(
@@ -134,28 +140,29 @@ def apply_catalog(
     stops there (the next run re-plans and carries on). A KantataError while reading Kantata propagates, since
     nothing sensible can be planned without the state.
     """
-    state = read_state(kantata, config)
-    planned = plan_catalog(config, state.sets, prune=prune, workspaces=state.workspaces, pins=pins)
-    outcomes: list[Outcome] = []
+    state, planned = _read_and_plan(kantata, config, prune=prune, pins=pins)
     plan = planned
+    outcomes: list[Outcome] = []
     # Statuses made in this run, by (set id, name key): a placeholder is deleted later in the same phase.
     created: dict[tuple[str, str], str] = {}
+    # Re-read only after a write: planning is pure, so an unchanged Kantata would give the same plan again,
+    # and every read is a GET per configured workspace (GET /workspaces has its own rate limit).
+    written = False
     for phase in range(1, LAST_PHASE + 1):
-        if phase > 1:
-            state = read_state(kantata, config)
-            plan = plan_catalog(config, state.sets, prune=prune, workspaces=state.workspaces, pins=pins)
+        if written:
+            state, plan = _read_and_plan(kantata, config, prune=prune, pins=pins)
+            written = False
         for action in plan.actions:
             if action.phase != phase:
                 continue
             outcome = _carry_out(kantata, action, created)
             outcomes.append(outcome)
+            written = True
             if not outcome.ok:
                 return ApplyResult(planned, tuple(outcomes), None, plan.errors)
-    state = read_state(kantata, config)
-    remaining = plan_catalog(config, state.sets, prune=prune, workspaces=state.workspaces, pins=pins)
-    return ApplyResult(
-        planned, tuple(outcomes), remaining, remaining.errors, pins_from_sets(config, state.sets)
-    )
+    if written:
+        state, plan = _read_and_plan(kantata, config, prune=prune, pins=pins)
+    return ApplyResult(planned, tuple(outcomes), plan, plan.errors, pins_from_sets(config, state.sets))
 
 
 class _NotReadyError(Exception):

@@ -21,7 +21,6 @@ Everything is checked on load; ``CatalogConfigError`` lists every problem, each 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -330,8 +329,3 @@ def render_config_yaml(config: CatalogConfig) -> str:
     import yaml
 
     return str(yaml.safe_dump(dump_config(config), sort_keys=False, allow_unicode=True, width=110))
-
-
-def config_to_json(config: CatalogConfig) -> str:
-    """The configuration as JSON text (also valid YAML)."""
-    return json.dumps(dump_config(config), indent=2, ensure_ascii=False)

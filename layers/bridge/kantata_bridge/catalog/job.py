@@ -27,9 +27,9 @@ from kantata_bridge.catalog.apply import CatalogKantata, apply_catalog, plan_fro
 from kantata_bridge.catalog.config import CatalogConfig, CatalogConfigError, parse_config_text
 from kantata_bridge.catalog.pins import CatalogPins, PinsError
 from kantata_bridge.catalog.report import apply_summary, plan_summary
+from kantata_bridge.kantata import DEFAULT_BASE_URL
 from kantata_bridge.kantata.errors import KantataError
 
-DEFAULT_BASE_URL: Final = "https://api.mavenlink.com/api/v1"
 MODES: Final = ("plan", "apply")
 _TRUE: Final = ("1", "true", "yes", "on")
 _FALSE: Final = ("0", "false", "no", "off", "")
@@ -163,16 +163,17 @@ def read_token(settings: JobSettings) -> str:
     """The Kantata token from Secrets Manager. CatalogJobError (without the value) when unreadable or empty."""
     from aws_lambda_powertools.utilities import parameters
 
+    from kantata_bridge.kantata.secret import fetch_token
+
     try:
-        value = parameters.get_secret(settings.token_secret_name)
+        token = fetch_token(settings.token_secret_name)
     except parameters.GetParameterError:
         raise CatalogJobError(
             "token_unavailable", f"secret {settings.token_secret_name!r} could not be read"
         ) from None
-    token = value.decode() if isinstance(value, bytes) else str(value)
-    if not token.strip():
+    if not token:
         raise CatalogJobError("token_unavailable", f"secret {settings.token_secret_name!r} is empty")
-    return token.strip()
+    return token
 
 
 @functools.cache

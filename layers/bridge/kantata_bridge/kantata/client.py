@@ -26,6 +26,7 @@ from typing import Any, Final
 
 import requests
 
+from kantata_bridge.kantata import DEFAULT_BASE_URL
 from kantata_bridge.kantata.errors import (
     KantataConnectionError,
     KantataError,
@@ -54,7 +55,6 @@ from kantata_bridge.kantata.retry import RetryPolicy, call_with_retry
 
 __all__ = ["DEFAULT_BASE_URL", "MAX_PER_PAGE", "KantataClient", "Page", "RetryPolicy", "decode_envelope"]
 
-DEFAULT_BASE_URL: Final = "https://api.mavenlink.com/api/v1"
 MAX_PER_PAGE: Final = 200  # Kantata's documented maximum for per_page (CONTRACT §3)
 MAX_REFS_PER_FILTER: Final = 200  # external_reference_service_model_refs takes up to 200 ids (CONTRACT §6.1)
 _STATUS_REPORT_INCLUDE: Final = ("external_references", "workspace")

@@ -81,6 +81,10 @@ def now_iso() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="microseconds")
 
 
+def _parked_sk(outcome: Outcome) -> str:
+    return f"{outcome.recorded_at}#{outcome.dedupe_key}"
+
+
 def _serializer() -> Any:
     from boto3.dynamodb.types import TypeSerializer
 
@@ -110,25 +114,18 @@ class OutcomeStore:
 
     def outcome_item(self, outcome: Outcome) -> dict[str, Any]:
         """The DELIVERY# item in DynamoDB attribute-value form."""
-        doc: dict[str, Any] = {
-            "pk": DELIVERY_PREFIX + outcome.dedupe_key,
-            "sk": OUTCOME_SK,
-            "expires_at": int(time.time()) + self.ttl_seconds,
-            **outcome.to_dict(),
-        }
+        keys = {"pk": DELIVERY_PREFIX + outcome.dedupe_key, "sk": OUTCOME_SK}
         if outcome.object_key:
-            doc["gsi1pk"] = OBJECT_PREFIX + outcome.object_key
-            doc["gsi1sk"] = f"{outcome.recorded_at}#{outcome.dedupe_key}"
-        ser = _serializer()
-        return {k: ser.serialize(v) for k, v in doc.items()}
+            keys["gsi1pk"] = OBJECT_PREFIX + outcome.object_key
+            keys["gsi1sk"] = f"{outcome.recorded_at}#{outcome.dedupe_key}"
+        return self._item(keys, outcome)
 
     def parked_item(self, outcome: Outcome) -> dict[str, Any]:
         """The PARKED index item for a parked outcome."""
-        doc = {
-            **{k: v["S"] for k, v in self._parked_key(outcome).items()},
-            "expires_at": int(time.time()) + self.ttl_seconds,
-            **outcome.to_dict(),
-        }
+        return self._item({"pk": PARKED_PK, "sk": _parked_sk(outcome)}, outcome)
+
+    def _item(self, keys: Mapping[str, str], outcome: Outcome) -> dict[str, Any]:
+        doc = {**keys, "expires_at": int(time.time()) + self.ttl_seconds, **outcome.to_dict()}
         ser = _serializer()
         return {k: ser.serialize(v) for k, v in doc.items()}
 
@@ -182,7 +179,7 @@ class OutcomeStore:
 
     @staticmethod
     def _parked_key(outcome: Outcome) -> dict[str, Any]:
-        return {"pk": {"S": PARKED_PK}, "sk": {"S": f"{outcome.recorded_at}#{outcome.dedupe_key}"}}
+        return {"pk": {"S": PARKED_PK}, "sk": {"S": _parked_sk(outcome)}}
 
     # ------------------------------------------------------------------ reads
 

@@ -86,13 +86,11 @@ class KantataClientSource:
         self._force = False
 
     def __call__(self) -> Any:
-        from aws_lambda_powertools.utilities import parameters
+        from kantata_bridge.kantata.secret import fetch_token
 
-        token = parameters.get_secret(
+        token = fetch_token(
             self.settings.kantata_token_secret_name, max_age=SECRET_MAX_AGE, force_fetch=self._force
         )
-        token = token.decode("utf-8") if isinstance(token, bytes) else str(token)
-        token = token.strip()
         with self._lock:
             self._force = False
             if self._client is None or token != self._token:

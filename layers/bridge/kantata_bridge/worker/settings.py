@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-DEFAULT_BASE_URL: Final = "https://api.mavenlink.com/api/v1"
+from kantata_bridge.kantata import DEFAULT_BASE_URL
+
 # Longer than GitHub's 3-day manual redelivery window (GHES: 7 days), so a redelivery is still caught.
 DEFAULT_IDEMPOTENCY_TTL: Final = 8 * 86400
 DEFAULT_OUTCOME_TTL: Final = 30 * 86400
