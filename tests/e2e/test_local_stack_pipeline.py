@@ -1,71 +1,32 @@
 """End to end: the local stack as a user runs it, fed signed webhook deliveries over HTTP on 127.0.0.1.
 
 Each test starts its own stack (moto server, Kantata sandbox, API Gateway-shaped endpoint, worker poller),
-builds its deliveries from the raw payloads in events/payloads (signing them here, with the sample secrets),
+builds its deliveries from the raw payloads in events/payloads (signed by tests/support/deliveries.py with the
+sample secrets, not by the local stack's own helpers),
 and reads the results where a user would: the HTTP answer, the worker's outcomes and the Kantata sandbox.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import os
 import threading
-import uuid
-from pathlib import Path
 
 import pytest
 import requests
 from kantata_bridge_dev.local_stack import LocalStack
 
+from tests.support.deliveries import PAYLOADS, Delivery, github_delivery, jira_delivery, signed_github
+
 pytestmark = pytest.mark.e2e
 
-ROOT = Path(__file__).resolve().parents[2]
-PAYLOADS = ROOT / "events" / "payloads"
-GITHUB_SECRET = "github-sample-secret"
-JIRA_SECRET = "jira-sample-secret"
-HOOK_ID = "498765432"
 
-
-def github_delivery(payload: str, event: str, delivery_id: str | None = None) -> tuple[dict[str, str], bytes]:
-    return signed_github((PAYLOADS / payload).read_bytes(), event, delivery_id)
-
-
-def signed_github(body: bytes, event: str, delivery_id: str | None = None) -> tuple[dict[str, str], bytes]:
-    """``body`` as GitHub delivers it: headers of event ``event``, signed with the sample secret."""
-    digest = hmac.new(GITHUB_SECRET.encode(), body, hashlib.sha256).hexdigest()
-    headers = {
-        "Content-Type": "application/json",
-        "User-Agent": "GitHub-Hookshot/e2e",
-        "X-GitHub-Event": event,
-        "X-GitHub-Delivery": delivery_id or str(uuid.uuid4()),
-        "X-GitHub-Hook-ID": HOOK_ID,
-        "X-Hub-Signature-256": f"sha256={digest}",
-    }
-    return headers, body
-
-
-def jira_delivery(payload: str, secret: str = JIRA_SECRET) -> tuple[dict[str, str], bytes]:
-    body = (PAYLOADS / payload).read_bytes()
-    digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-    headers = {
-        "Content-Type": "application/json; charset=UTF-8",
-        "X-Atlassian-Webhook-Identifier": str(uuid.uuid4()),
-        "X-Atlassian-Webhook-Flow": "Primary",
-        "X-Hub-Signature": f"sha256={digest}",
-    }
-    return headers, body
-
-
-def send(stack: LocalStack, tracker: str, delivery: tuple[dict[str, str], bytes]) -> requests.Response:
+def send(stack: LocalStack, tracker: str, delivery: Delivery) -> requests.Response:
     headers, body = delivery
     return requests.post(stack.webhook_url(tracker), data=body, headers=headers, timeout=10)
 
 
-def send_and_settle(
-    stack: LocalStack, tracker: str, delivery: tuple[dict[str, str], bytes]
-) -> requests.Response:
+def send_and_settle(stack: LocalStack, tracker: str, delivery: Delivery) -> requests.Response:
     """Send, then wait until the worker has recorded the delivery's outcome (bounded)."""
     before = len(stack.outcomes)
     response = send(stack, tracker, delivery)
@@ -74,7 +35,7 @@ def send_and_settle(
     return response
 
 
-def dedupe_key(tracker: str, delivery: tuple[dict[str, str], bytes]) -> str:
+def dedupe_key(tracker: str, delivery: Delivery) -> str:
     headers = {k.lower(): v for k, v in delivery[0].items()}
     if tracker == "github":
         return f"github:{headers['x-github-hook-id']}:{headers['x-github-delivery']}"

@@ -6,33 +6,23 @@ maxReceiveCount) and a 422 (permanent: the delivery is parked with its envelope)
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 import requests
 from kantata_bridge_dev.cli import main as cli
 from kantata_bridge_dev.local_stack import LocalStack
 
+from tests.support.deliveries import Delivery, jira_delivery
+
 pytestmark = pytest.mark.e2e
 
-PAYLOADS = Path(__file__).resolve().parents[2] / "events" / "payloads"
+
+def jira_created() -> Delivery:
+    return jira_delivery("jira_issue_created.json")
 
 
-def jira_created() -> tuple[dict[str, str], bytes]:
-    body = (PAYLOADS / "jira_issue_created.json").read_bytes()
-    digest = hmac.new(b"jira-sample-secret", body, hashlib.sha256).hexdigest()
-    return {
-        "Content-Type": "application/json",
-        "X-Atlassian-Webhook-Identifier": str(uuid.uuid4()),
-        "X-Hub-Signature": f"sha256={digest}",
-    }, body
-
-
-def post(stack: LocalStack, delivery: tuple[dict[str, str], bytes]) -> int:
+def post(stack: LocalStack, delivery: Delivery) -> int:
     headers, body = delivery
     return requests.post(stack.webhook_url("jira"), data=body, headers=headers, timeout=10).status_code
 
@@ -74,6 +64,7 @@ def test_dead_lettered_delivery_is_posted_after_redrive_once_kantata_recovers(st
     assert post(stack, jira_created()) == 202
     dlq = stack.resources.dead_letter_queue_url
     assert wait_for(lambda: stack.queue_depth(dlq) == 1), "the delivery never reached the DLQ"
+    assert stack.outcomes
     assert all(o.outcome == "failed" for o in stack.outcomes)
     # When Kantata recovers and the operator redrives (a dry run first changes nothing)
     stack.sandbox.faults.clear()

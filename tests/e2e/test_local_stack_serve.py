@@ -3,8 +3,6 @@ real Kantata account (here: a separate sandbox standing in for one, with its own
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import os
 import shlex
 import socket
@@ -12,17 +10,15 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from pathlib import Path
 
 import pytest
 import requests
 from kantata_bridge_dev.cli import main as cli
 from kantata_sandbox.server import KantataSandbox
 
-pytestmark = pytest.mark.e2e
+from tests.support.deliveries import jira_delivery
 
-PAYLOADS = Path(__file__).resolve().parents[2] / "events" / "payloads"
+pytestmark = pytest.mark.e2e
 
 
 def free_port() -> int:
@@ -56,19 +52,16 @@ def test_serve_posts_to_the_kantata_account_given_with_a_token_from_the_environm
         runner = threading.Thread(target=lambda: result.append(cli(args)))
         runner.start()
         # When a signed Jira delivery arrives on the served URL
-        body = (PAYLOADS / "jira_issue_created.json").read_bytes()
-        headers = {
-            "Content-Type": "application/json",
-            "X-Atlassian-Webhook-Identifier": str(uuid.uuid4()),
-            "X-Hub-Signature": "sha256=" + hmac.new(b"jira-sample-secret", body, hashlib.sha256).hexdigest(),
-        }
+        headers, body = jira_delivery("jira_issue_created.json")
         status = None
-        for _ in range(50):  # the stack takes a moment to start
+        # The stack takes a moment to start (longer on a loaded machine): retry refused connections until a
+        # deadline rather than a fixed number of times; the serve duration only starts once it is up.
+        deadline = time.monotonic() + 60
+        while status is None and runner.is_alive() and time.monotonic() < deadline:
             try:
                 status = requests.post(
                     f"http://127.0.0.1:{port}/webhooks/jira", data=body, headers=headers, timeout=5
                 ).status_code
-                break
             except requests.ConnectionError:
                 time.sleep(0.1)
         deadline = time.monotonic() + 20

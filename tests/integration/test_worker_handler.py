@@ -248,7 +248,10 @@ def test_same_delivery_concurrently_from_threads_makes_one_report(harness):
     def deliver(h):
         try:
             barrier.wait()
-            for _ in range(100):  # SQS redelivers a record that failed as "in progress elsewhere"
+            # SQS redelivers a record that failed as "in progress elsewhere". Bounded by a deadline, not a
+            # count of tries, so a slow winner on a loaded machine cannot make a loser give up too early.
+            deadline = time.monotonic() + 45
+            while time.monotonic() < deadline:
                 if h.lambda_handler(sqs_event([env]), FakeLambdaContext()) == {"batchItemFailures": []}:
                     return
                 time.sleep(0.02)
