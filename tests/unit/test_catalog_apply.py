@@ -347,3 +347,15 @@ def test_a_set_deleted_during_the_run_stops_the_apply_with_a_reason_not_a_crash(
     assert failed.action.kind is ActionKind.RENAME_STATUS
     assert "Kantata changed during the run" in (failed.error or "")
     assert "Run apply again" in render_apply(result)
+
+
+def test_an_apply_with_nothing_to_change_reads_kantata_once() -> None:
+    # Given Kantata already in step with the catalog
+    kantata = FakeKantata()
+    assert apply_catalog(kantata, one_set()).ok
+    kantata.calls.clear()
+    # When applying again
+    result = apply_catalog(kantata, one_set())
+    # Then Kantata's sets are listed once (not once per phase) and nothing is written
+    assert result.changed == ()
+    assert [name for name, _ in kantata.calls] == ["list_task_status_sets"]
