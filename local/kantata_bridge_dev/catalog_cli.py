@@ -20,10 +20,10 @@ from typing import Any
 from kantata_bridge.catalog.config import CatalogConfig, CatalogConfigError, load_config, render_config_yaml
 from kantata_bridge.catalog.jira import DEFAULT_NEEDS_INFO_RULES, JiraExportError, set_from_jira_export
 from kantata_bridge.catalog.pins import CatalogPins, PinsError
+from kantata_bridge.kantata import DEFAULT_BASE_URL
 
 DEFAULT_CONFIG = "config/catalog.yaml"
 DEFAULT_TOKEN_ENV = "KANTATA_TOKEN"  # noqa: S105 (the name of a variable, not a token)
-DEFAULT_BASE_URL = "https://api.mavenlink.com/api/v1"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

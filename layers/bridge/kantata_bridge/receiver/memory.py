@@ -46,11 +46,12 @@ class MemoryDeliveryQueue:
     def send(self, envelope: DeliveryEnvelope) -> None:
         if self.fail_with is not None:
             raise self.fail_with
-        refusal = sqs_refusal(envelope.to_message(), message_attributes(envelope))
+        message = envelope.to_message()
+        refusal = sqs_refusal(message, message_attributes(envelope))
         if refusal is not None:
             raise EnqueueError("queue_unavailable", f"the queue did not take the delivery ({refusal})")
         # Round-trip through the wire format, as SQS would, so what tests read is what the worker gets.
-        self.envelopes.append(DeliveryEnvelope.from_message(envelope.to_message()))
+        self.envelopes.append(DeliveryEnvelope.from_message(message))
 
 
 class MemoryPayloadStore:
