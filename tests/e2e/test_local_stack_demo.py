@@ -6,7 +6,7 @@ import re
 import threading
 
 import pytest
-from kantata_bridge_dev.cli import main as cli
+from kantata_bridge_cli.main import main as cli
 
 pytestmark = pytest.mark.e2e
 

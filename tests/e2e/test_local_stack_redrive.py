@@ -10,7 +10,7 @@ import time
 
 import pytest
 import requests
-from kantata_bridge_dev.cli import main as cli
+from kantata_bridge_cli.main import main as cli
 from kantata_bridge_dev.local_stack import LocalStack
 
 from tests.support.deliveries import Delivery, jira_delivery

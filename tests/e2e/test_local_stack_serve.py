@@ -13,7 +13,7 @@ import time
 
 import pytest
 import requests
-from kantata_bridge_dev.cli import main as cli
+from kantata_bridge_cli.main import main as cli
 from kantata_sandbox.server import KantataSandbox
 
 from tests.support.deliveries import jira_delivery
@@ -74,7 +74,7 @@ def test_serve_posts_to_the_kantata_account_given_with_a_token_from_the_environm
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env.update(AWS_DEFAULT_REGION="eu-west-1", AWS_ACCESS_KEY_ID="x", AWS_SECRET_ACCESS_KEY="x")
         listing = subprocess.run(  # noqa: S603 - our own CLI, with the arguments serve printed
-            [sys.executable, "-m", "kantata_bridge_dev.cli", *redrive[1:], "--dry-run"],
+            [sys.executable, "-m", "kantata_bridge_cli", *redrive[1:], "--dry-run"],
             env=env,
             capture_output=True,
             text=True,

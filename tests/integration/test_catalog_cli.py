@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-from kantata_bridge_dev.cli import main
+from kantata_bridge_cli.main import main
 from kantata_sandbox.server import KantataSandbox
 
 pytestmark = pytest.mark.integration

@@ -142,7 +142,7 @@ def envelope_for(
 ) -> Any:
     """The envelope the receiver would queue for a sample delivery. ``delivery_id`` replaces the tracker's
     delivery header; ``edit`` changes the JSON body (e.g. a newer updated_at) before it is queued."""
-    from kantata_bridge_dev.explain import build_envelope
+    from kantata_bridge_cli.explain import build_envelope
 
     tracker, headers, body = apigw_delivery(name)
     if edit is not None:

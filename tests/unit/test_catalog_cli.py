@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 from kantata_bridge.catalog.config import parse_config_text
-from kantata_bridge_dev.cli import main
+from kantata_bridge_cli.main import main
 
 EXPORT = Path(__file__).resolve().parents[2] / "events" / "payloads" / "jira-project-statuses.json"
 

@@ -9,7 +9,7 @@ import boto3
 import pytest
 from kantata_bridge.worker import runtime
 from kantata_bridge.worker.outcomes import Outcome, OutcomeKind, OutcomeStore
-from kantata_bridge_dev.cli import main
+from kantata_bridge_cli.main import main
 from moto import mock_aws
 
 from tests.support.worker_env import STATE_TABLE, create_worker_resources, fake_aws_env
@@ -122,7 +122,7 @@ def test_delivery_id_shows_the_recorded_outcome_and_replays_a_parked_envelope(ca
     with mock_aws():
         create_worker_resources()
         ddb = boto3.client("dynamodb")
-        from kantata_bridge_dev.explain import build_envelope
+        from kantata_bridge_cli.explain import build_envelope
 
         body = (PAYLOADS / "jira_issue_created.json").read_bytes()
         env = build_envelope("jira", {"x-atlassian-webhook-identifier": "w-1"}, body)

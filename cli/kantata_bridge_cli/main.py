@@ -1,4 +1,4 @@
-"""`kantata-bridge`: one command line for the bridge's developer and operator tools.
+"""`kantata-bridge`: the bridge's operator tools (explain, redrive, catalog) and the local stack (demo, serve).
 
 Each subcommand lives in its own module, imported only when it runs. A module provides
 ``add_arguments(parser)`` and ``run(args) -> int``.
@@ -18,13 +18,13 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "run the whole pipeline locally on sample deliveries, then exit",
     ),
     "serve": ("kantata_bridge_dev.local_stack", "keep the local stack running for your own webhooks"),
-    "redrive": ("kantata_bridge_dev.redrive", "move dead-lettered and parked deliveries back into the queue"),
+    "redrive": ("kantata_bridge_cli.redrive", "move dead-lettered and parked deliveries back into the queue"),
     "explain": (
-        "kantata_bridge_dev.explain",
+        "kantata_bridge_cli.explain",
         "show what the worker would do with a delivery, writing nothing",
     ),
     "catalog": (
-        "kantata_bridge_dev.catalog_cli",
+        "kantata_bridge_cli.catalog",
         "plan / apply tracker workflows as Kantata task status sets",
     ),
 }
