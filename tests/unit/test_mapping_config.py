@@ -46,7 +46,7 @@ def test_numeric_workspace_id_is_accepted_as_digits():
         ({"routes": [route(tracker="gitlab")]}, "routes[0].tracker: must be one of github, jira"),
         ({"routes": [route(repository="webapp")]}, "routes[0].repository: must be 'owner/repo' or 'owner/*'"),
         ({"routes": [{"tracker": "jira", "workspace_id": "1"}]}, "routes[0].project: required"),
-        ({"routes": [route(components=["x"])]}, "routes[0].components: GitHub has no components"),
+        ({"routes": [route(components=["x"])]}, "routes[0].components: github has no components"),
         ({"routes": [route(labels=[""])]}, "routes[0].labels: must be a list of non-empty strings"),
         ({"routes": [route(colour="red")]}, "routes[0].colour: unknown key"),
         ({"routes": "all"}, "routes: must be a list"),

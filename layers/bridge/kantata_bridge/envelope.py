@@ -60,6 +60,9 @@ class DeliveryEnvelope:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: bytes | None = None
     body_pointer: BodyPointer | None = None
+    origin: str | None = None
+    """How the delivery reached the queue when not as a tracker's webhook: ``reconciled`` (found by a
+    scheduled sweep of the tracker's API) or ``recovered``; None for a webhook. Kept in the outcome."""
 
     @property
     def dedupe_key(self) -> str:
@@ -82,6 +85,8 @@ class DeliveryEnvelope:
             "content_type": self.content_type,
             "headers": dict(self.headers),
         }
+        if self.origin is not None:
+            doc["origin"] = self.origin
         if self.body is not None:
             doc["body_b64"] = base64.b64encode(self.body).decode("ascii")
         elif self.body_pointer is not None:
@@ -138,4 +143,5 @@ class DeliveryEnvelope:
             headers={str(k): str(v) for k, v in headers.items()},
             body=body,
             body_pointer=pointer,
+            origin=doc["origin"] if isinstance(doc.get("origin"), str) else None,
         )

@@ -14,7 +14,25 @@ from typing import Any, Final
 
 COLORS: Final = ("green", "yellow", "red")
 CATEGORIES: Final = ("Scope", "Budget", "Schedule", "Client")
-TRACKERS: Final = ("github", "jira")
+
+
+@dataclass(frozen=True, slots=True)
+class RouteSource:
+    """How a tracker's routes name where events come from: the route key (``repository``, ``project``…)
+    and whether the route may filter on components (only trackers that have them)."""
+
+    key: str
+    has_components: bool = False
+
+
+# Per tracker: the route key naming the event's source (TrackerEvent.project). A tracker joins by adding a
+# line here and its matching rule in mapping.routing.
+ROUTE_SOURCES: Final[Mapping[str, RouteSource]] = {
+    "github": RouteSource("repository"),
+    "jira": RouteSource("project", has_components=True),
+}
+TRACKERS: Final = tuple(ROUTE_SOURCES)
+_SOURCE_KEYS: Final = frozenset(source.key for source in ROUTE_SOURCES.values())
 # Special colour sources for a detail line besides a fixed colour or rules.
 DETAIL_COLOR_SOURCES: Final = ("overall", "schedule")
 # Fields a description template may use (see docs/worker.md and rules.template_fields).
@@ -212,25 +230,27 @@ def _route(raw: Any, path: str, problems: list[str]) -> Route | None:
         problems.append(f"{path}: must be a mapping")
         return None
     start = len(problems)
-    allowed = {"tracker", "repository", "project", "labels", "components", "workspace_id", "name"}
+    allowed = {"tracker", "labels", "components", "workspace_id", "name", *_SOURCE_KEYS}
     for key in raw:
         if key not in allowed:
             problems.append(f"{path}.{key}: unknown key")
     tracker = raw.get("tracker")
-    if tracker not in TRACKERS:
+    route_source = ROUTE_SOURCES.get(tracker) if isinstance(tracker, str) else None
+    source: Any = None
+    if route_source is None:
         problems.append(f"{path}.tracker: must be one of {', '.join(TRACKERS)}")
-    source_key = "repository" if tracker == "github" else "project"
-    other_key = "project" if tracker == "github" else "repository"
-    source = raw.get(source_key)
-    if tracker in TRACKERS:
-        if other_key in raw:
-            problems.append(f"{path}.{other_key}: not used for tracker {tracker}; use {source_key}")
+    else:
+        source_key = route_source.key
+        source = raw.get(source_key)
+        for other_key in sorted(_SOURCE_KEYS - {source_key}):
+            if other_key in raw:
+                problems.append(f"{path}.{other_key}: not used for tracker {tracker}; use {source_key}")
         if not isinstance(source, str) or not source.strip():
             problems.append(f"{path}.{source_key}: required, a non-empty string")
-        elif tracker == "github" and (
-            source.count("/") != 1 or source.startswith("/") or source.endswith("/")
-        ):
-            problems.append(f"{path}.repository: must be 'owner/repo' or 'owner/*'")
+        else:
+            problem = source_problem(str(tracker), source.strip())
+            if problem:
+                problems.append(f"{path}.{source_key}: {problem}")
     workspace = raw.get("workspace_id")
     if isinstance(workspace, int) and not isinstance(workspace, bool) and workspace > 0:
         workspace = str(workspace)
@@ -238,8 +258,8 @@ def _route(raw: Any, path: str, problems: list[str]) -> Route | None:
         problems.append(f"{path}.workspace_id: must be a string of digits")
     labels = _str_list(raw.get("labels"), f"{path}.labels", problems)
     components = _str_list(raw.get("components"), f"{path}.components", problems)
-    if tracker == "github" and components:
-        problems.append(f"{path}.components: GitHub has no components; use labels")
+    if route_source is not None and not route_source.has_components and components:
+        problems.append(f"{path}.components: {tracker} has no components; use labels")
     name = raw.get("name")
     if name is not None and not isinstance(name, str):
         problems.append(f"{path}.name: must be a string")
@@ -253,6 +273,13 @@ def _route(raw: Any, path: str, problems: list[str]) -> Route | None:
         components=frozenset(x.casefold() for x in components),
         name=name,
     )
+
+
+def source_problem(tracker: str, source: str) -> str | None:
+    """Why ``source`` cannot name a source of ``tracker``'s events, or None when it can."""
+    if tracker == "github" and (source.count("/") != 1 or source.startswith("/") or source.endswith("/")):
+        return "must be 'owner/repo' or 'owner/*'"
+    return None
 
 
 def _str_list(value: Any, path: str, problems: list[str]) -> list[str]:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
+from typing import Final
+
 from kantata_bridge.mapping.config import BridgeConfig, Route
 from kantata_bridge.tracker_event import TrackerEvent
 
@@ -22,11 +25,24 @@ def route_event(event: TrackerEvent, config: BridgeConfig) -> Route | None:
     return None
 
 
-def _source_matches(route: Route, project: str) -> bool:
-    if route.tracker == "github":
-        # GitHub owner/repo names are case-insensitive; "owner/*" routes a whole organisation.
-        owner, _, repo = route.source.casefold().partition("/")
-        got_owner, _, got_repo = project.casefold().partition("/")
-        return owner == got_owner and (repo == "*" or repo == got_repo)
+def _github_repository(source: str, project: str) -> bool:
+    # GitHub owner/repo names are case-insensitive; "owner/*" routes a whole organisation.
+    owner, _, repo = source.casefold().partition("/")
+    got_owner, _, got_repo = project.casefold().partition("/")
+    return owner == got_owner and (repo == "*" or repo == got_repo)
+
+
+def _jira_project(source: str, project: str) -> bool:
     # Jira project keys are upper case by rule; compare exactly after normalising case.
-    return route.source.upper() == project.upper()
+    return source.upper() == project.upper()
+
+
+# Per tracker (see mapping.config.ROUTE_SOURCES): does a route's source match the event's project?
+SOURCE_MATCHERS: Final[Mapping[str, Callable[[str, str], bool]]] = {
+    "github": _github_repository,
+    "jira": _jira_project,
+}
+
+
+def _source_matches(route: Route, project: str) -> bool:
+    return SOURCE_MATCHERS[route.tracker](route.source, project)

@@ -12,6 +12,7 @@ import binascii
 import dataclasses
 import datetime as dt
 import functools
+import time
 from collections.abc import Callable, Mapping, Sequence
 from typing import Final, NamedTuple
 
@@ -74,6 +75,7 @@ class Receiver:
         queue: DeliveryQueue,
         payload_store: PayloadStore | None = None,
         clock: Callable[[], str] = utc_now,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self._settings = settings
         self._adapters = adapters
@@ -81,6 +83,7 @@ class Receiver:
         self._queue = queue
         self._payload_store = payload_store
         self._clock = clock
+        self._now = now
 
     def receive(self, request: WebhookRequest) -> Reply:
         """Take one delivery: queue it (202), or answer a ping (200) or an ignored event type (200).
@@ -184,7 +187,14 @@ class Receiver:
     ) -> None:
         mode = tracker_settings.auth_mode
         if mode is AuthMode.SIGNATURE:
-            adapter.verify_signature(headers, body, self._credentials.secrets_for(adapter.name))
+            tolerance = tracker_settings.signature_tolerance
+            adapter.verify_signature(
+                headers,
+                body,
+                self._credentials.secrets_for(adapter.name),
+                now=self._now() if tolerance else None,
+                tolerance=tolerance,
+            )
         elif mode is AuthMode.SHARED_TOKEN:
             header = tracker_settings.token_header
             verify_shared_token(headers.get(header), self._credentials.tokens_for(adapter.name), header)

@@ -19,6 +19,9 @@ DEFAULT_MAX_BODY_BYTES: Final = 10 * 1024 * 1024
 DEFAULT_SECRETS_MAX_AGE: Final = 300
 DEFAULT_TOKEN_HEADER: Final = "X-Bridge-Token"  # noqa: S105 - a header name, not a token
 DEFAULT_PAYLOAD_SSE: Final = "AES256"
+# Trackers served when ENABLED_TRACKERS is unset. Others the bridge knows (see trackers.registry) are opt-in:
+# each enabled tracker is one more webhook URL that must be set up with a secret.
+DEFAULT_ENABLED_TRACKERS: Final = ("github", "jira")
 
 
 class AuthMode(StrEnum):
@@ -34,11 +37,13 @@ class AuthMode(StrEnum):
 
 # NamedTuples, not dataclasses: cheaper to define on the cold-start path (see trackers/base.py).
 class TrackerSettings(NamedTuple):
-    """One enabled tracker's settings. ``events`` None means every event type is queued."""
+    """One enabled tracker's settings. ``events`` None means every event type is queued.
+    ``signature_tolerance``: seconds a signed timestamp may be off (None: the tracker signs none, or 0 set)."""
 
     auth_mode: AuthMode
     token_header: str
     events: frozenset[str] | None
+    signature_tolerance: int | None = None
 
 
 class ReceiverSettings(NamedTuple):
@@ -67,7 +72,7 @@ def load_settings(
     queue_url = _text(env, "QUEUE_URL")
     if queue_url is None:
         raise ConfigurationError("configuration", "QUEUE_URL is not set")
-    enabled = [name.lower() for name in _names(env, "ENABLED_TRACKERS") or sorted(adapters)]
+    enabled = [name.lower() for name in _names(env, "ENABLED_TRACKERS") or DEFAULT_ENABLED_TRACKERS]
     unknown = [name for name in enabled if name not in adapters]
     if unknown:
         raise ConfigurationError(
@@ -97,7 +102,7 @@ def load_settings(
 
 def _tracker_settings(env: Mapping[str, str], name: str, adapter: TrackerAdapter) -> TrackerSettings:
     prefix = name.upper()
-    raw_mode = (_text(env, f"{prefix}_AUTH_MODE") or AuthMode.SIGNATURE.value).lower()
+    raw_mode = (_text(env, f"{prefix}_AUTH_MODE") or adapter.default_auth_mode).lower()
     try:
         mode = AuthMode(raw_mode)
     except ValueError:
@@ -110,8 +115,13 @@ def _tracker_settings(env: Mapping[str, str], name: str, adapter: TrackerAdapter
         handled = None
     else:
         handled = frozenset(events)
-    header = (_text(env, f"{prefix}_TOKEN_HEADER") or DEFAULT_TOKEN_HEADER).lower()
-    return TrackerSettings(auth_mode=mode, token_header=header, events=handled)
+    header = (
+        _text(env, f"{prefix}_TOKEN_HEADER") or adapter.default_token_header or DEFAULT_TOKEN_HEADER
+    ).lower()
+    tolerance = adapter.default_signature_tolerance
+    if tolerance is not None:
+        tolerance = _int(env, f"{prefix}_SIGNATURE_TOLERANCE_SECONDS", tolerance) or None
+    return TrackerSettings(auth_mode=mode, token_header=header, events=handled, signature_tolerance=tolerance)
 
 
 def _text(env: Mapping[str, str], name: str) -> str | None:

@@ -86,10 +86,37 @@ class TrackerAdapter(Protocol):
         """Lower-cased header names copied into the envelope (signature and delivery headers)."""
         ...
 
-    def verify_signature(self, headers: Headers, body: bytes, secrets: Sequence[str]) -> None:
+    @property
+    def default_auth_mode(self) -> str:
+        """``<TRACKER>_AUTH_MODE`` when unset: ``signature`` (an HMAC over the body) or ``shared-token``."""
+        ...
+
+    @property
+    def default_token_header(self) -> str | None:
+        """Lower-cased header of the tracker's own shared token (GitLab ``x-gitlab-token``), or None: then
+        ``shared-token`` mode reads the bridge's ``X-Bridge-Token`` unless ``<TRACKER>_TOKEN_HEADER`` says."""
+        ...
+
+    @property
+    def default_signature_tolerance(self) -> int | None:
+        """Seconds a signed timestamp may be off the receiver's clock (replay protection), or None when the
+        tracker signs no timestamp. ``<TRACKER>_SIGNATURE_TOLERANCE_SECONDS`` overrides it (0: not checked)."""
+        ...
+
+    def verify_signature(
+        self,
+        headers: Headers,
+        body: bytes,
+        secrets: Sequence[str],
+        *,
+        now: float | None = None,
+        tolerance: int | None = None,
+    ) -> None:
         """Check the delivery's signature over ``body`` against any of ``secrets``.
 
-        Raises SignatureError when the header is missing or malformed or no secret matches.
+        ``now`` (epoch seconds) and ``tolerance`` (seconds; None or 0: not checked) are for trackers that
+        sign a timestamp: a delivery signed further than ``tolerance`` from ``now`` is refused (reason
+        ``stale``). Raises SignatureError when the header is missing or malformed or no secret matches.
         """
         ...
 

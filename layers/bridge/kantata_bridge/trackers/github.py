@@ -49,7 +49,19 @@ class GitHubAdapter:
         "x-hub-signature",
     )
 
-    def verify_signature(self, headers: Headers, body: bytes, secrets: Sequence[str]) -> None:
+    default_auth_mode: Final = "signature"
+    default_token_header: Final = None
+    default_signature_tolerance: Final = None  # no timestamp is signed
+
+    def verify_signature(
+        self,
+        headers: Headers,
+        body: bytes,
+        secrets: Sequence[str],
+        *,
+        now: float | None = None,
+        tolerance: int | None = None,
+    ) -> None:
         """Check ``X-Hub-Signature-256`` (HMAC-SHA256 of the raw body). Raises SignatureError."""
         verify_hub_signature(headers.get(SIGNATURE_HEADER), body, secrets, "X-Hub-Signature-256")
 

@@ -48,6 +48,13 @@ _PRIORITY_LABEL: Final = re.compile(r"^(?:priority\s*[:/_-]\s*(?P<named>.+)|(?P<
 _DELETION_NUDGE: Final = dt.timedelta(milliseconds=1)
 
 
+def parse_event(
+    event_type: str, body: bytes, content_type: str | None, headers: Mapping[str, str]
+) -> TrackerEvent:
+    """The registry's entry point (see kantata_bridge.trackers.registry.EventParser)."""
+    return parse_github_event(event_type, body, content_type)
+
+
 def parse_github_event(event_type: str, body: bytes, content_type: str | None = None) -> TrackerEvent:
     """Turn one GitHub delivery (``X-GitHub-Event`` value, raw body, Content-Type) into a TrackerEvent.
 

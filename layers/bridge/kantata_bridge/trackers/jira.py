@@ -42,7 +42,19 @@ class JiraAdapter:
         SIGNATURE_HEADER,
     )
 
-    def verify_signature(self, headers: Headers, body: bytes, secrets: Sequence[str]) -> None:
+    default_auth_mode: Final = "signature"
+    default_token_header: Final = None
+    default_signature_tolerance: Final = None  # no timestamp is signed
+
+    def verify_signature(
+        self,
+        headers: Headers,
+        body: bytes,
+        secrets: Sequence[str],
+        *,
+        now: float | None = None,
+        tolerance: int | None = None,
+    ) -> None:
         """Check ``X-Hub-Signature`` (``<method>=<hex>``, HMAC of the raw body). Raises SignatureError."""
         verify_hub_signature(headers.get(SIGNATURE_HEADER), body, secrets, "X-Hub-Signature")
 

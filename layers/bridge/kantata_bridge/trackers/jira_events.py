@@ -25,6 +25,13 @@ _EVENTS: Final = frozenset({"jira:issue_created", "jira:issue_updated", "jira:is
 _FLAG_VALUE: Final = "Impediment"
 
 
+def parse_event(
+    event_type: str, body: bytes, content_type: str | None, headers: Mapping[str, str]
+) -> TrackerEvent:
+    """The registry's entry point (see kantata_bridge.trackers.registry.EventParser)."""
+    return parse_jira_event(body, event_type)
+
+
 def parse_jira_event(body: bytes, event_type: str | None = None) -> TrackerEvent:
     """Turn one Jira webhook body into a TrackerEvent.
 

@@ -53,6 +53,7 @@ class Outcome:
     attempt: int | None = None
     envelope: str | None = None
     resolution: str | None = None
+    origin: str | None = None  # "reconciled" / "recovered" when the delivery was not a tracker's webhook
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (also what the idempotency record stores); None values left out."""

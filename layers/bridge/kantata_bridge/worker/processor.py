@@ -78,22 +78,19 @@ class KantataSource(Protocol):
 
 
 def parse_delivery(envelope: DeliveryEnvelope) -> TrackerEvent:
-    """The envelope's (inline) body as a TrackerEvent.
+    """The envelope's (inline) body as a TrackerEvent, by the tracker's own parser (see trackers.registry).
 
     Raises IgnoredEventError (not reported) or UnmappablePayloadError (no adapter, or bad payload).
     """
+    from kantata_bridge.trackers.registry import find_event_parser
+
     body = envelope.body
     if body is None:
         raise UnmappablePayloadError("envelope body is not loaded")
-    if envelope.tracker == "github":
-        from kantata_bridge.trackers.github_events import parse_github_event
-
-        return parse_github_event(envelope.event_type, body, envelope.content_type)
-    if envelope.tracker == "jira":
-        from kantata_bridge.trackers.jira_events import parse_jira_event
-
-        return parse_jira_event(body, envelope.event_type)
-    raise UnmappablePayloadError(f"tracker {envelope.tracker!r}: no event adapter")
+    parse = find_event_parser(envelope.tracker)
+    if parse is None:
+        raise UnmappablePayloadError(f"tracker {envelope.tracker!r}: no event adapter")
+    return parse(envelope.event_type, body, envelope.content_type, envelope.headers)
 
 
 @dataclass(slots=True)
@@ -328,6 +325,7 @@ class Worker:
             version=event.version.isoformat() if event else None,
             attempt=p.receive_count,
             envelope=p.message if kind is OutcomeKind.PARKED else None,
+            origin=env.origin if env else None,
             **extra,
         )
 
