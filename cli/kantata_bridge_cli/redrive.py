@@ -252,7 +252,6 @@ def requeue_parked(
 ) -> tuple[int, list[str]]:
     """Queue every parked delivery's envelope again and mark it redriven. Returns (requeued, skipped notes)."""
     from kantata_bridge.envelope import DeliveryEnvelope, EnvelopeError
-    from kantata_bridge.receiver.queue import message_attributes
     from kantata_bridge.worker.outcomes import OutcomeStore
 
     store = OutcomeStore(table, dynamodb)
@@ -269,10 +268,9 @@ def requeue_parked(
             skipped.append(f"{outcome.dedupe_key}: not replayable ({exc})")
             progress.advance()
             continue
-        # The envelope exactly as it was queued, with the message attributes the receiver sends.
-        sqs.send_message(
-            QueueUrl=queue_url, MessageBody=outcome.envelope, MessageAttributes=message_attributes(envelope)
-        )
+        # The envelope as it was queued, in the wire form the receiver sends today.
+        body, attributes = envelope.to_sqs()
+        sqs.send_message(QueueUrl=queue_url, MessageBody=body, MessageAttributes=attributes)
         store.resolve_parked(outcome, "redriven")
         requeued += 1
         progress.advance()

@@ -197,6 +197,7 @@ class LocalStack:
         self._log_state: list[tuple[logging.StreamHandler[Any], Any]] = []
         self._devnull: IO[str] | None = None
         self._bridge_logger: logging.Logger | None = None
+        self._receiver_stream: IO[str] | None = None
         self._bridge_level = logging.NOTSET
         self._werkzeug_level = logging.NOTSET
         self._module_names: list[str] = []
@@ -377,12 +378,19 @@ class LocalStack:
                 self._log_state.append((handler, _swap_stream(handler, sink)))
         self._devnull = sink if self.log_stream is None else None
         std.addHandler(self._listener)
+        # The receiver logs through its own light logger (kantata_bridge.receiver.telemetry): same sink.
+        from kantata_bridge.receiver.telemetry import logger as receiver_logger
+
+        self._receiver_stream = receiver_logger.redirect(sink)
 
     def _release_logs(self) -> None:
         std = self._bridge_logger
         if std is None:
             return
         std.removeHandler(self._listener)
+        from kantata_bridge.receiver.telemetry import logger as receiver_logger
+
+        receiver_logger.redirect(self._receiver_stream)
         for handler, stream in self._log_state:
             _swap_stream(handler, stream)
         self._log_state = []

@@ -118,15 +118,19 @@ def test_genuine_delivery_is_queued_once_with_the_exact_body_and_metadata(aws: A
     # Then it is accepted and exactly one message holds the byte-identical body and the metadata
     assert status == 202
     (message,) = aws.messages()
-    envelope = DeliveryEnvelope.from_message(message["Body"])
+    envelope = DeliveryEnvelope.from_sqs(message["Body"], message["MessageAttributes"])
     assert body == {"status": "queued", "delivery_id": envelope.delivery_id}
     assert_queued_as_sent(envelope, event)
     attributes = {k: v["StringValue"] for k, v in message["MessageAttributes"].items()}
+    metadata = json.loads(attributes.pop("envelope"))
     assert attributes == {
         "tracker": envelope.tracker,
         "event_type": envelope.event_type,
         "delivery_id": envelope.delivery_id,
     }
+    # The message body is the tracker's body as sent (UTF-8 text): not base64, not escaped in JSON
+    assert metadata["enc"] == "text"
+    assert message["Body"].encode("utf-8") == envelope.body
 
 
 def test_jira_secret_given_as_a_single_string_verifies(aws: Aws) -> None:
@@ -162,7 +166,7 @@ def test_body_too_large_for_a_message_goes_to_s3_byte_identical(aws: Aws) -> Non
     status, answer = aws.call(github_event(body, **{"x-github-delivery": "big-one"}))
     assert (status, answer) == (202, {"status": "queued", "delivery_id": "big-one"})
     (message,) = aws.messages()
-    envelope = DeliveryEnvelope.from_message(message["Body"])
+    envelope = DeliveryEnvelope.from_sqs(message["Body"], message["MessageAttributes"])
     pointer = envelope.body_pointer
     assert pointer is not None
     assert envelope.body is None
@@ -183,7 +187,7 @@ def test_claim_checked_body_with_an_odd_content_type_is_stored_not_a_500(aws: Aw
     status, _ = aws.call(github_event(body, **{"content-type": "application/json\n"}))
     assert status == 202
     (message,) = aws.messages()
-    pointer = DeliveryEnvelope.from_message(message["Body"]).body_pointer
+    pointer = DeliveryEnvelope.from_sqs(message["Body"], message["MessageAttributes"]).body_pointer
     assert pointer is not None
     stored = aws.s3.get_object(Bucket=pointer.bucket, Key=pointer.key)
     assert (stored["Body"].read(), stored["ContentType"]) == (body, "application/json")

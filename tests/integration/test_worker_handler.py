@@ -232,7 +232,7 @@ def test_same_delivery_five_times_makes_one_report(harness, handler):
 def test_same_delivery_five_times_in_one_batch_makes_one_report(harness, handler):
     env = envelope_for("jira_issue_created")
     sim = SqsSimulator(handler.lambda_handler, max_receive_count=10)
-    sim.send([env.to_message()] * 5)
+    sim.send([env] * 5)
     sim.drain()
     assert len(stored_reports(harness)) == 1
     assert sim.dlq == []
@@ -305,7 +305,7 @@ def test_kantata_503_for_a_while_is_retried_and_posted_once(harness, handler):
     harness.sandbox.faults.script([503, 503, 503], method="POST", path_prefix="/status_reports")
     env = envelope_for("jira_issue_created")
     sim = SqsSimulator(handler.lambda_handler, max_receive_count=5)
-    sim.send([env.to_message()])
+    sim.send([env])
     sim.drain()
     assert sim.invocations == 4
     assert sim.dlq == []
@@ -369,7 +369,7 @@ def test_post_whose_answer_was_lost_is_not_posted_twice(harness, handler):
     harness.sandbox.faults.script(["drop_after"], method="POST", path_prefix="/status_reports")
     env = envelope_for("jira_issue_created")
     sim = SqsSimulator(handler.lambda_handler, max_receive_count=5)
-    sim.send([env.to_message()])
+    sim.send([env])
     # When SQS redelivers the failed record
     sim.drain()
     # Then the worker finds the report it made and does not post again
@@ -535,3 +535,24 @@ def test_every_delivery_in_a_mixed_batch_ends_with_one_log_line_one_metric_and_o
         .get(older.dedupe_key)
         .reason.startswith(f"superseded by delivery {newer.dedupe_key}")
     )
+
+
+def test_messages_queued_by_the_previous_version_are_still_processed_after_a_deploy(harness, handler):
+    # Given a batch holding a message in the old wire form (v1: the whole envelope base64 in a JSON body,
+    # queued before the new receiver was deployed) and one in the new form (the body as is + attributes)
+    old = envelope_for("jira_issue_created")
+    new = envelope_for("github_issues_opened")
+    # When the new worker takes the batch
+    assert invoke(handler, [old.to_message(), new]) == {"batchItemFailures": []}
+    # Then both are posted, each with its own external reference
+    outcomes = {key: harness.outcomes().get(key) for key in (old.dedupe_key, new.dedupe_key)}
+    assert {key: o.kind.value for key, o in outcomes.items() if o} == {
+        old.dedupe_key: "posted",
+        new.dedupe_key: "posted",
+    }
+    refs = sorted(
+        (ref.service_name, ref.service_model_ref)
+        for report in stored_reports(harness)
+        for ref in report.external_references
+    )
+    assert refs == [("github", "acme/webapp#42"), ("jira", "PROJ-12")]

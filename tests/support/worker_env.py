@@ -156,18 +156,36 @@ def envelope_for(
     return build_envelope(tracker, headers, body)
 
 
+Message = tuple[str, dict[str, Any]]
+"""One SQS message as Lambda hands it over: the body and the ``messageAttributes`` (Lambda's shape)."""
+
+
+def wire(env: Any) -> Message:
+    """The message the receiver queues for an envelope (v2 wire form), or a raw body string as it is (a v1
+    envelope queued by an earlier version, or anything else a queue could hold)."""
+    if isinstance(env, str):
+        return env, {}
+    body, attributes = env.to_sqs()
+    return body, {
+        name: {
+            "stringValue": a["StringValue"],
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": "String",
+        }
+        for name, a in attributes.items()
+    }
+
+
 def sqs_event(envelopes: Iterable[Any], *, receive_count: int = 1) -> dict[str, Any]:
     """An SQS event for the worker (one record per envelope, or per raw message string)."""
-    records = []
-    for env in envelopes:
-        body = env if isinstance(env, str) else env.to_message()
-        records.append(sqs_record(str(uuid.uuid4()), body, receive_count))
-    return {"Records": records}
+    return {"Records": [sqs_record(str(uuid.uuid4()), wire(env), receive_count) for env in envelopes]}
 
 
-def sqs_record(message_id: str, body: str, receive_count: int) -> dict[str, Any]:
+def sqs_record(message_id: str, message: Message, receive_count: int) -> dict[str, Any]:
     """One SQS record as Lambda's event source mapping delivers it."""
     now_ms = str(int(time.time() * 1000))
+    body, attributes = message
     return {
         "messageId": message_id,
         "receiptHandle": "rh-" + message_id,
@@ -178,7 +196,7 @@ def sqs_record(message_id: str, body: str, receive_count: int) -> dict[str, Any]
             "SenderId": "AIDAEXAMPLE",
             "ApproximateFirstReceiveTimestamp": now_ms,
         },
-        "messageAttributes": {},
+        "messageAttributes": attributes,
         "md5OfBody": "",
         "eventSource": "aws:sqs",
         "eventSourceARN": f"arn:aws:sqs:{REGION}:123456789012:bridge-events",
@@ -195,13 +213,14 @@ class SqsSimulator:
     batch_size: int = 10
     max_receive_count: int = 5
     max_rounds: int = 10_000
-    queue: collections.deque[tuple[str, str, int]] = field(default_factory=collections.deque)
-    dlq: list[str] = field(default_factory=list)
+    queue: collections.deque[tuple[str, Message, int]] = field(default_factory=collections.deque)
+    dlq: list[Message] = field(default_factory=list)
     invocations: int = 0
 
-    def send(self, bodies: Iterable[str]) -> None:
-        for body in bodies:
-            self.queue.append((str(uuid.uuid4()), body, 0))
+    def send(self, envelopes: Iterable[Any]) -> None:
+        """Queue envelopes (sent in the receiver's wire form) or raw message bodies."""
+        for env in envelopes:
+            self.queue.append((str(uuid.uuid4()), wire(env), 0))
 
     def drain(self) -> None:
         """Run the handler until the queue is empty. Raises RuntimeError after ``max_rounds`` rounds."""
@@ -209,17 +228,17 @@ class SqsSimulator:
         while self.queue and rounds < self.max_rounds:
             rounds += 1
             batch = [self.queue.popleft() for _ in range(min(self.batch_size, len(self.queue)))]
-            records = [sqs_record(mid, body, count + 1) for mid, body, count in batch]
+            records = [sqs_record(mid, message, count + 1) for mid, message, count in batch]
             self.invocations += 1
             response = self.handler({"Records": records}, FakeLambdaContext())
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
-            for mid, body, count in batch:
+            for mid, message, count in batch:
                 if mid not in failed:
                     continue
                 if count + 1 >= self.max_receive_count:
-                    self.dlq.append(body)
+                    self.dlq.append(message)
                 else:
-                    self.queue.append((mid, body, count + 1))
+                    self.queue.append((mid, message, count + 1))
         if self.queue:
             raise RuntimeError(f"queue not drained after {self.max_rounds} rounds")
 

@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kantata_bridge.observability import logger
 from kantata_bridge.receiver.credentials import StaticCredentials
 from kantata_bridge.receiver.memory import MemoryDeliveryQueue
 from kantata_bridge.receiver.service import Receiver
 from kantata_bridge.receiver.settings import load_settings
+from kantata_bridge.receiver.telemetry import logger
 from kantata_bridge.trackers.registry import ADAPTERS
 
 from tests.unit.test_receiver_app import APP, CONTEXT, load
@@ -26,14 +26,14 @@ TOKEN = "automation-token-never-logged"
 
 
 class Capture(logging.Handler):
-    """Formats every record with the Powertools JSON formatter, as Lambda would print it."""
+    """Formats every record as the receiver's logger prints it (Powertools' JSON shape)."""
 
     def __init__(self) -> None:
         super().__init__()
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(logger.registered_formatter.format(record))
+        self.lines.append(logger.format(record))
 
 
 @pytest.fixture
@@ -52,12 +52,12 @@ def captured(monkeypatch: pytest.MonkeyPatch) -> Any:
     )
     monkeypatch.setattr(APP, "default_receiver", lambda: receiver)
     handler = Capture()
-    logger.addHandler(handler)
-    previous = logger.log_level
-    logger.setLevel("DEBUG")
+    logger.std_logger.addHandler(handler)
+    previous = logger.level
+    logger.set_level("DEBUG")
     yield handler
-    logger.setLevel(previous)
-    logger.removeHandler(handler)
+    logger.set_level(previous)
+    logger.std_logger.removeHandler(handler)
 
 
 def test_logs_and_metrics_never_contain_secrets_signatures_or_tokens(captured: Capture, capsys: Any) -> None:

@@ -1,9 +1,16 @@
 """The delivery envelope: what the receiver puts on the SQS queue and the worker takes off it.
 
-The SQS message body is a small JSON document holding the tracker's raw request body, base64-encoded so
-that it survives byte for byte (SQS bodies must be Unicode text; a webhook body is arbitrary bytes), plus
-the metadata the worker needs to re-verify, deduplicate and replay the delivery. A body too large for one
-SQS message is stored in S3 and the envelope carries a pointer instead (claim check).
+Two wire forms, both read by the worker (``DeliveryEnvelope.from_sqs``):
+
+- **v2** (written since issue 13): the SQS message body is the tracker's body *as is* when it is UTF-8 text
+  SQS can carry (every JSON webhook), so the receiver neither base64-encodes it nor escapes it inside another
+  JSON document; the metadata (tracker, delivery id, kept headers, …) travels in the ``envelope`` message
+  attribute as a small JSON object. A body SQS cannot carry as text (binary, invalid UTF-8, control
+  characters) is sent base64-encoded (``"enc": "base64"``); a body too large for a message goes to S3 and
+  the message body is the pointer (``"enc": "s3"``).
+- **v1**: the message body is one self-contained JSON document with the body base64-encoded inside it
+  (``to_message``). Messages queued by an earlier version are still read; parked deliveries keep this form,
+  because it needs no message attributes to be replayed or explained.
 
 Keep this module free of heavy imports: the receiver imports it on its cold-start path.
 """
@@ -16,7 +23,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, Final, NamedTuple
 
-ENVELOPE_VERSION: Final = 1
+ENVELOPE_VERSION: Final = 1  # the self-contained JSON form (to_message / from_message)
+WIRE_VERSION: Final = 2  # body as is + the ``envelope`` message attribute (to_sqs / from_sqs)
+ENVELOPE_ATTRIBUTE: Final = "envelope"
+# SQS message attributes for filtering and operations (redrive, dashboards) without parsing the body.
+SUMMARY_ATTRIBUTES: Final = ("tracker", "event_type", "delivery_id")
+# Characters SQS refuses in a message body: C0 controls other than tab, LF and CR (as UTF-8 bytes, each one
+# byte), and U+FFFE / U+FFFF (checked on the text). Surrogates cannot occur in valid UTF-8.
+_SQS_REFUSED_BYTES: Final = bytes(set(range(0x20)) - {0x09, 0x0A, 0x0D})
 # SQS accepts at most 256 KiB per message (body + attributes). Base64 grows a body by 4/3, and the
 # metadata needs room too, so bodies above this many raw bytes go to S3.
 INLINE_BODY_LIMIT: Final = 180 * 1024
@@ -25,6 +39,21 @@ INLINE_BODY_LIMIT: Final = 180 * 1024
 def dedupe_key(tracker: str, hook_id: str | None, delivery_id: str) -> str:
     """The key a delivery is deduplicated and recorded under: ``tracker:hook id or -:delivery id``."""
     return f"{tracker}:{hook_id or '-'}:{delivery_id}"
+
+
+def sqs_text(body: bytes) -> str | None:
+    """``body`` as the text SQS will carry byte for byte, or None when it cannot (not UTF-8, or characters
+    SQS refuses). Cheap on the hot path: one C-level pass over the bytes, one decode, and two character
+    searches that end at once on ASCII text (no such character can be in it)."""
+    if len(body.translate(None, _SQS_REFUSED_BYTES)) != len(body):
+        return None
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\ufffe" in text or "\uffff" in text:
+        return None
+    return text
 
 
 class EnvelopeError(ValueError):
@@ -121,16 +150,7 @@ class DeliveryEnvelope:
             except (ValueError, TypeError):
                 raise EnvelopeError("envelope field 'body_b64' is not valid base64") from None
         elif isinstance(doc.get("body_ref"), dict):
-            ref = doc["body_ref"]
-            try:
-                pointer = BodyPointer(
-                    bucket=str(ref["bucket"]),
-                    key=str(ref["key"]),
-                    size=int(ref["size"]),
-                    sha256=str(ref["sha256"]),
-                )
-            except (KeyError, TypeError, ValueError):
-                raise EnvelopeError("envelope field 'body_ref' is incomplete") from None
+            pointer = _pointer(doc["body_ref"])
         else:
             raise EnvelopeError("envelope has neither 'body_b64' nor 'body_ref'")
         return cls(
@@ -145,3 +165,119 @@ class DeliveryEnvelope:
             body_pointer=pointer,
             origin=doc["origin"] if isinstance(doc.get("origin"), str) else None,
         )
+
+    # ------------------------------------------------------------------ the SQS wire form (v2)
+
+    def to_sqs(self) -> tuple[str, dict[str, dict[str, str]]]:
+        """The SQS message body and message attributes (boto3 ``send_message`` shape) of this envelope.
+
+        Raises EnvelopeError when the envelope has neither body nor pointer.
+        """
+        meta: dict[str, Any] = {
+            "v": WIRE_VERSION,
+            "hook_id": self.hook_id,
+            "received_at": self.received_at,
+            "content_type": self.content_type,
+            "headers": dict(self.headers),
+        }
+        if self.origin is not None:
+            meta["origin"] = self.origin
+        if self.body is not None:
+            text = sqs_text(self.body) if self.body else None
+            if text is None:  # binary, or empty (SQS refuses an empty body; base64 of b"" is empty too)
+                meta["enc"] = "base64"
+                text = base64.b64encode(self.body).decode("ascii") or "="
+            else:
+                meta["enc"] = "text"
+        elif self.body_pointer is not None:
+            meta["enc"] = "s3"
+            p = self.body_pointer
+            text = json.dumps({"bucket": p.bucket, "key": p.key, "size": p.size, "sha256": p.sha256})
+        else:
+            raise EnvelopeError("an envelope needs a body or a body pointer")
+        attributes = {
+            name: {"DataType": "String", "StringValue": str(getattr(self, name))}
+            for name in SUMMARY_ATTRIBUTES
+        }
+        attributes[ENVELOPE_ATTRIBUTE] = {
+            "DataType": "String",
+            "StringValue": json.dumps(meta, separators=(",", ":")),
+        }
+        return text, attributes
+
+    @classmethod
+    def from_sqs(cls, body: str, attributes: Mapping[str, Any] | None) -> DeliveryEnvelope:
+        """Read an SQS message in either wire form: v2 (``envelope`` attribute) or v1 (JSON body).
+
+        ``attributes`` may be in Lambda's event shape (``stringValue``) or boto3's (``StringValue``).
+        Raises EnvelopeError naming what is wrong.
+        """
+        raw = (attributes or {}).get(ENVELOPE_ATTRIBUTE)
+        if raw is None:
+            return cls.from_message(body)
+        value = raw.get("stringValue", raw.get("StringValue")) if isinstance(raw, Mapping) else None
+        if not isinstance(value, str):
+            raise EnvelopeError("message attribute 'envelope' is not a string")
+        try:
+            meta = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise EnvelopeError(f"message attribute 'envelope' is not JSON: {exc.msg}") from None
+        if not isinstance(meta, dict) or meta.get("v") != WIRE_VERSION:
+            raise EnvelopeError("message attribute 'envelope' is not a version 2 envelope")
+        summary = {name: _attribute_text(attributes or {}, name) for name in SUMMARY_ATTRIBUTES}
+        headers = meta.get("headers", {})
+        if not isinstance(headers, dict):
+            raise EnvelopeError("envelope field 'headers' is not an object")
+        encoding = meta.get("enc")
+        data: bytes | None = None
+        pointer: BodyPointer | None = None
+        if encoding == "text":
+            data = body.encode("utf-8")
+        elif encoding == "base64":
+            try:
+                data = b"" if body == "=" else base64.b64decode(body, validate=True)
+            except (ValueError, TypeError):
+                raise EnvelopeError("message body is not valid base64") from None
+        elif encoding == "s3":
+            try:
+                pointer = _pointer(json.loads(body))
+            except json.JSONDecodeError:
+                raise EnvelopeError("message body is not a claim-check pointer") from None
+        else:
+            raise EnvelopeError(f"unknown body encoding {encoding!r}")
+        return cls(
+            tracker=summary["tracker"],
+            event_type=summary["event_type"],
+            delivery_id=summary["delivery_id"],
+            hook_id=meta.get("hook_id") if isinstance(meta.get("hook_id"), str) else None,
+            received_at=_text_field(meta, "received_at"),
+            content_type=meta.get("content_type") if isinstance(meta.get("content_type"), str) else None,
+            headers={str(k): str(v) for k, v in headers.items()},
+            body=data,
+            body_pointer=pointer,
+            origin=meta["origin"] if isinstance(meta.get("origin"), str) else None,
+        )
+
+
+def _attribute_text(attributes: Mapping[str, Any], name: str) -> str:
+    raw = attributes.get(name)
+    value = raw.get("stringValue", raw.get("StringValue")) if isinstance(raw, Mapping) else None
+    if not isinstance(value, str) or not value:
+        raise EnvelopeError(f"message attribute {name!r} is missing or not a string")
+    return value
+
+
+def _text_field(doc: Mapping[str, Any], key: str) -> str:
+    value = doc.get(key)
+    if not isinstance(value, str) or not value:
+        raise EnvelopeError(f"envelope field {key!r} is missing or not a string")
+    return value
+
+
+def _pointer(ref: Any) -> BodyPointer:
+    try:
+        return BodyPointer(
+            bucket=str(ref["bucket"]), key=str(ref["key"]), size=int(ref["size"]), sha256=str(ref["sha256"])
+        )
+    except (KeyError, TypeError, ValueError):
+        raise EnvelopeError("envelope field 'body_ref' is incomplete") from None

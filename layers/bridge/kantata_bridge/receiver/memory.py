@@ -12,7 +12,7 @@ from typing import Final
 
 from kantata_bridge.envelope import BodyPointer, DeliveryEnvelope
 from kantata_bridge.receiver.errors import EnqueueError
-from kantata_bridge.receiver.queue import message_attributes, payload_key
+from kantata_bridge.receiver.queue import payload_key
 
 # What SQS refuses (SendMessage docs): more than 256 KiB of body + attributes (names, types and values), and
 # characters outside #x9 | #xA | #xD | #x20-#xD7FF | #xE000-#xFFFD | #x10000-#x10FFFF. The receiver keeps
@@ -41,17 +41,19 @@ class MemoryDeliveryQueue:
 
     def __init__(self, fail_with: EnqueueError | None = None) -> None:
         self.envelopes: list[DeliveryEnvelope] = []
+        self.messages: list[tuple[str, dict[str, dict[str, str]]]] = []
         self.fail_with = fail_with
 
     def send(self, envelope: DeliveryEnvelope) -> None:
         if self.fail_with is not None:
             raise self.fail_with
-        message = envelope.to_message()
-        refusal = sqs_refusal(message, message_attributes(envelope))
+        body, attributes = envelope.to_sqs()
+        refusal = sqs_refusal(body, attributes)
         if refusal is not None:
             raise EnqueueError("queue_unavailable", f"the queue did not take the delivery ({refusal})")
         # Round-trip through the wire format, as SQS would, so what tests read is what the worker gets.
-        self.envelopes.append(DeliveryEnvelope.from_message(message))
+        self.messages.append((body, attributes))
+        self.envelopes.append(DeliveryEnvelope.from_sqs(body, attributes))
 
 
 class MemoryPayloadStore:

@@ -7,14 +7,11 @@ never at import, with short timeouts.
 from __future__ import annotations
 
 import hashlib
-from typing import Final, Protocol
+from typing import Protocol
 
 from kantata_bridge.envelope import BodyPointer, DeliveryEnvelope
 from kantata_bridge.receiver.clients import AwsClients
 from kantata_bridge.receiver.errors import EnqueueError
-
-# SQS message attributes for filtering and operations (redrive, dashboards) without parsing the body.
-ATTRIBUTE_NAMES: Final = ("tracker", "event_type", "delivery_id")
 
 
 class DeliveryQueue(Protocol):
@@ -34,7 +31,7 @@ class PayloadStore(Protocol):
 
 
 class SqsDeliveryQueue:
-    """Sends each envelope as one SQS message (body = ``DeliveryEnvelope.to_message()``)."""
+    """Sends each envelope as one SQS message in the v2 wire form (``DeliveryEnvelope.to_sqs``)."""
 
     def __init__(self, queue_url: str, clients: AwsClients | None = None) -> None:
         self._queue_url = queue_url
@@ -43,11 +40,10 @@ class SqsDeliveryQueue:
     def send(self, envelope: DeliveryEnvelope) -> None:
         from botocore.exceptions import BotoCoreError, ClientError
 
+        body, attributes = envelope.to_sqs()
         try:
             self._clients.client("sqs").send_message(
-                QueueUrl=self._queue_url,
-                MessageBody=envelope.to_message(),
-                MessageAttributes=message_attributes(envelope),
+                QueueUrl=self._queue_url, MessageBody=body, MessageAttributes=attributes
             )
         except (BotoCoreError, ClientError) as exc:
             raise EnqueueError(
@@ -94,13 +90,6 @@ class S3PayloadStore:
         return BodyPointer(
             bucket=self._bucket, key=key, size=len(body), sha256=hashlib.sha256(body).hexdigest()
         )
-
-
-def message_attributes(envelope: DeliveryEnvelope) -> dict[str, dict[str, str]]:
-    """The SQS message attributes of an envelope (``ATTRIBUTE_NAMES``, all strings)."""
-    return {
-        name: {"DataType": "String", "StringValue": str(getattr(envelope, name))} for name in ATTRIBUTE_NAMES
-    }
 
 
 def payload_key(envelope: DeliveryEnvelope) -> str:

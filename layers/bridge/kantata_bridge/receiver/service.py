@@ -17,7 +17,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Final, NamedTuple
 
 from kantata_bridge.envelope import DeliveryEnvelope
-from kantata_bridge.observability import logger, metrics
 from kantata_bridge.receiver.clients import AwsClients
 from kantata_bridge.receiver.credentials import CredentialSource, SecretsManagerCredentials, StaticCredentials
 from kantata_bridge.receiver.errors import (
@@ -30,6 +29,7 @@ from kantata_bridge.receiver.errors import (
 )
 from kantata_bridge.receiver.queue import DeliveryQueue, PayloadStore, S3PayloadStore, SqsDeliveryQueue
 from kantata_bridge.receiver.settings import AuthMode, ReceiverSettings, TrackerSettings, load_settings
+from kantata_bridge.receiver.telemetry import logger, metrics
 from kantata_bridge.trackers.base import (
     MalformedDeliveryError,
     SignatureError,

@@ -107,6 +107,13 @@ class Prepared:
     park_reason: str | None = None
     retry_reason: str | None = None
     superseded_by: str | None = None
+    queued: DeliveryEnvelope | None = None  # as it came off the queue (a claim-checked body not yet fetched)
+
+    @property
+    def kept_message(self) -> str:
+        """What a parked outcome keeps to replay the delivery: the self-contained (v1) envelope, or the raw
+        message when it is not an envelope at all."""
+        return self.queued.to_message() if self.queued is not None else self.message
 
     @property
     def dedupe_key(self) -> str:
@@ -136,7 +143,7 @@ def prepare_records(
         )
         out[p.message_id] = p
         try:
-            p.envelope = DeliveryEnvelope.from_message(p.message)
+            p.envelope = p.queued = DeliveryEnvelope.from_sqs(p.message, record.get("messageAttributes"))
         except EnvelopeError as exc:
             p.park_reason = f"bad envelope: {exc}"
             continue
@@ -324,7 +331,7 @@ class Worker:
             object_key=event.object_key if event else None,
             version=event.version.isoformat() if event else None,
             attempt=p.receive_count,
-            envelope=p.message if kind is OutcomeKind.PARKED else None,
+            envelope=p.kept_message if kind is OutcomeKind.PARKED else None,
             origin=env.origin if env else None,
             **extra,
         )
