@@ -1238,8 +1238,9 @@ class SandboxState:
             if not isinstance(title, str) or not title.strip():
                 errors.append(invalid("title", "title can't be blank"))
             self._check_story_fields(fields, errors)
+            # Which names are valid depends on the workspace: without one, the status is not judged.
             set_id = self._set_of(workspace.id) if workspace is not None else None
-            choice, _ = self._check_status_fields(fields, set_id, errors)
+            choice = self._check_status_fields(fields, set_id, errors)[0] if workspace is not None else None
             ref = (
                 self._check_inline_ref(fields["external_reference"], errors, with_status=True)
                 if "external_reference" in fields

@@ -129,6 +129,7 @@ def test_create_takes_the_documented_fields(api: Api) -> None:
         ({"workspace_id": "abc"}, {"workspace_id"}),
         ({"workspace_id": True}, {"workspace_id"}),
         ({"workspace_id": 424242}, {"workspace_id"}),
+        ({"workspace_id": 424242, "status": "To Do"}, {"workspace_id"}),  # no set to judge the name by
         ({"description": "x" * 1000}, {"description"}),
         ({"description": 12}, {"description"}),
         ({"due_date": "2026-13-01"}, {"due_date"}),
