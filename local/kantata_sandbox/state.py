@@ -11,7 +11,9 @@ Choices where Kantata's documentation is silent (also in docs/kantata-sandbox.md
 - Positions are kept contiguous from 0 (acts_as_list style): inserting at a position shifts the others.
 - Lists are ordered: status reports newest first (id descending); task status sets and external references
   by id ascending unless ``order`` says otherwise (external references default ``last_synced_at:desc``);
-  custom task statuses by set, then position; workspaces ``updated_at:desc`` (Kantata's default).
+  custom task statuses by set, then position; workspaces and stories ``updated_at:desc`` (Kantata's default).
+- A story's status is a status NAME matched exactly (case-sensitive) against its workspace's set, or against
+  the four defaults when the workspace has none; a category's default status is its first status by position.
 - Timestamps come from a clock that never repeats a value, so "newest" is always well defined.
 """
 
@@ -22,8 +24,8 @@ import re
 import threading
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any, Final
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final, NamedTuple
 
 COLORS: Final = ("green", "yellow", "red")
 REPORT_CATEGORIES: Final = ("Scope", "Budget", "Schedule", "Client")
@@ -41,9 +43,23 @@ SUBJECT_TYPES: Final = frozenset({
 })  # fmt: skip
 # creator/updater are accepted (the spec lists them) but side-load nothing: the sandbox has no users.
 REPORT_INCLUDES: Final = ("workspace", "external_references", "creator", "updater")
+STORY_TYPES: Final = ("task", "deliverable", "milestone", "issue")
+STORY_PRIORITIES: Final = ("low", "normal", "high", "critical")
+# The includes a story models; creator/assignees/followers are accepted but side-load nothing (no users).
+STORY_INCLUDES: Final = ("workspace", "external_references", "creator", "assignees", "followers")
+# Every optional field Kantata lists for stories is accepted; only custom_task_status_id is rendered.
+STORY_OPTIONAL_FIELDS: Final = (
+    "custom_task_status_id", "read_only", "can_edit", "can_post", "archived_editable", "is_time_trackable_type",
+    "has_out_of_bounds_sads", "can_align_time", "formatted_description", "parsed_description",
+    "render_description_markdown",
+)  # fmt: skip
+STORY_ORDER_FIELDS: Final = ("updated_at", "created_at", "due_date", "start_date", "position")
+MAX_DESCRIPTION_CHARS: Final = 999  # "must be less than 1000 characters"
 MAX_PER_PAGE: Final = 200
 DEFAULT_PER_PAGE: Final = 20
 # Words Kantata's `matching` filter skips (CONTRACT.md §6.6 lists "a, an, and, the, of, …").
+# The response map of each subject type the sandbox models (``include=subject`` on external references).
+SUBJECT_MAPS: Final = {"StatusReport": "status_reports", "Workspace": "workspaces", "Story": "stories"}
 STOP_WORDS: Final = frozenset(
     {"a", "an", "and", "the", "of", "or", "in", "on", "at", "to", "for", "by", "with"}
 )
@@ -97,6 +113,30 @@ def _truthy(name: str, value: str) -> bool:
 
 def _csv(value: str | None) -> list[str]:
     return [v.strip() for v in (value or "").split(",") if v.strip()]
+
+
+def _is_date(value: Any) -> bool:
+    """``YYYY-MM-DD`` and a real calendar day."""
+    if not isinstance(value, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        return False
+    try:
+        date.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
+
+
+def _mode(query: Mapping[str, str], show: str, only: str) -> str:
+    """``include``/``only``/``exclude`` from a pair of switches like show_deleted / only_deleted."""
+    if only in query and _truthy(only, query[only]):
+        return "only"
+    if show in query and _truthy(show, query[show]):
+        return "include"
+    return "exclude"
+
+
+def _visible(mode: str, flag: bool) -> bool:
+    return mode == "include" or (mode == "only") == flag
 
 
 @dataclass(slots=True)
@@ -158,6 +198,40 @@ class ExternalReference:
 
 
 @dataclass(slots=True)
+class Story:
+    """A task. ``custom_status_id`` names its custom status when its workspace has a set (the name shown is
+    that status's current name); without a set it is None and ``status`` holds one of the four defaults.
+    ``state`` is always the category of the status."""
+
+    id: str
+    workspace_id: str
+    title: str
+    description: str | None
+    story_type: str
+    priority: str
+    status: str
+    state: str
+    custom_status_id: str | None
+    start_date: str | None
+    due_date: str | None
+    archived: bool
+    project_plan: bool
+    percentage_complete: int
+    position: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None = None
+
+
+class StatusChoice(NamedTuple):
+    """A status a story can be put in: the custom status id (None without a set), its name, its category."""
+
+    custom_status_id: str | None
+    name: str
+    category: str
+
+
+@dataclass(slots=True)
 class WorkspaceTaskStatusSet:
     id: str
     workspace_id: str
@@ -187,6 +261,7 @@ class SandboxState:
     custom_task_statuses: dict[str, CustomTaskStatus] = field(default_factory=dict)
     external_references: dict[str, ExternalReference] = field(default_factory=dict)
     workspace_task_status_sets: dict[str, WorkspaceTaskStatusSet] = field(default_factory=dict)
+    stories: dict[str, Story] = field(default_factory=dict)
     account_default_set_id: str | None = None
     lock: threading.RLock = field(default_factory=threading.RLock)
     _next_id: int = 100
@@ -204,6 +279,7 @@ class SandboxState:
                 self.custom_task_statuses,
                 self.external_references,
                 self.workspace_task_status_sets,
+                self.stories,
             ):
                 store.clear()
             self.account_default_set_id = None
@@ -311,6 +387,7 @@ class SandboxState:
             "task_status_sets": (self._set_json, self._set_side),
             "custom_task_statuses": (self._status_json, self._status_side),
             "external_references": (self._ref_json, self._ref_side),
+            "stories": (self._story_json, self._story_side),
         }
         return renderers[key]
 
@@ -363,8 +440,8 @@ class SandboxState:
         return sorted(refs, key=lambda r: int(r.id))
 
     def _ref_filters(self, query: Mapping[str, str], subject_type: str, subject_id: str) -> bool:
-        """The ``external_reference_*`` filters of /status_reports and /workspaces: one reference of the
-        subject must meet all of them at once."""
+        """The ``external_reference_*`` filters of /status_reports, /workspaces and /stories: one reference of
+        the subject must meet all of them at once."""
         refs = self._refs_of(subject_type, subject_id)
         has = query.get("has_external_references")
         if has is not None and _truthy("has_external_references", has) != bool(refs):
@@ -405,7 +482,10 @@ class SandboxState:
             "updated_at": _iso(ws.updated_at),
             "task_status_set_id": status_set.id if status_set else None,
             "task_status_set_name": status_set.name if status_set else None,
-            "task_statuses": [s.status for s in self._statuses_of(status_set.id)] if status_set else [],
+            # The statuses a story in this workspace can take: the set's, else the four defaults.
+            "task_statuses": [s.status for s in self._statuses_of(status_set.id)]
+            if status_set
+            else list(STATUS_CATEGORIES),
         }
         if "external_references" in inc:
             row["external_reference_ids"] = [r.id for r in self._refs_of("Workspace", ws.id)]
@@ -573,7 +653,11 @@ class SandboxState:
         return details
 
     @staticmethod
-    def _check_inline_ref(raw: Any, errors: list[dict[str, str]]) -> dict[str, Any] | None:
+    def _check_inline_ref(
+        raw: Any, errors: list[dict[str, str]], *, with_status: bool = False
+    ) -> dict[str, Any] | None:
+        """The inline ``external_reference`` of a write. ``with_status``: the form carries ``status`` (stories
+        do, status reports do not: CONTRACT §6.1, §6.7)."""
         if not isinstance(raw, Mapping):
             errors.append(invalid("external_reference", "external_reference must be a single object"))
             return None
@@ -583,6 +667,13 @@ class SandboxState:
                 errors.append(invalid(f"external_reference.{name}", f"{name} can't be blank"))
         if "locked" in raw and not isinstance(raw["locked"], bool):
             errors.append(invalid("external_reference.locked", "locked must be true or false"))
+        if with_status and "status" in raw and raw["status"] not in REFERENCE_STATUSES:
+            errors.append(
+                invalid(
+                    "external_reference.status",
+                    f"status must be one of {', '.join(REFERENCE_STATUSES)}; got {raw['status']!r}",
+                )
+            )
         return dict(raw)
 
     def create_status_report(self, fields: Mapping[str, Any], query: Mapping[str, str]) -> dict[str, Any]:
@@ -907,6 +998,326 @@ class SandboxState:
                 )
             del self.custom_task_statuses[status_id]
             self._renumber(status.status_set_id)
+            # Tasks that used it fall back to the default status of its category (CONTRACT §6.3).
+            fallback = self._category_default(status.status_set_id, status.category)
+            now = self._now()
+            for story in self.stories.values():
+                if story.custom_status_id == status_id:
+                    self._put_in_status(story, fallback, now)
+
+    # ---- stories (tasks) ------------------------------------------------------------------------------
+
+    def _set_of(self, workspace_id: str) -> str | None:
+        """The task status set assigned to a workspace, or None (then the four defaults apply)."""
+        workspace = self.workspaces.get(workspace_id)
+        set_id = workspace.task_status_set_id if workspace is not None else None
+        return set_id if set_id in self.task_status_sets else None
+
+    def _status_names(self, set_id: str | None) -> list[str]:
+        return [s.status for s in self._statuses_of(set_id)] if set_id else list(STATUS_CATEGORIES)
+
+    def _named_status(self, set_id: str | None, name: str) -> StatusChoice | None:
+        """The status called ``name`` (exact match) among the set's statuses or the four defaults."""
+        if set_id is None:
+            return StatusChoice(None, name, name) if name in STATUS_CATEGORIES else None
+        found = next((s for s in self._statuses_of(set_id) if s.status == name), None)
+        return None if found is None else StatusChoice(found.id, found.status, found.category)
+
+    def _category_default(self, set_id: str | None, category: str) -> StatusChoice:
+        """A category's default status: the first of that category by position (a set always keeps one per
+        category, see delete_custom_task_status), or the default named after the category without a set."""
+        if set_id is None:
+            return StatusChoice(None, category, category)
+        found = next(s for s in self._statuses_of(set_id) if s.category == category)
+        return StatusChoice(found.id, found.status, found.category)
+
+    @staticmethod
+    def _put_in_status(story: Story, choice: StatusChoice, now: datetime) -> None:
+        story.custom_status_id, story.status, story.state = choice
+        story.updated_at = now
+
+    def _status_name(self, story: Story) -> str:
+        # A renamed custom status renames the status of its tasks: the name is read through the id.
+        custom = self.custom_task_statuses.get(story.custom_status_id or "")
+        return custom.status if custom is not None else story.status
+
+    def _story_json(self, story: Story, inc: set[str]) -> dict[str, Any]:
+        row: dict[str, Any] = {
+            "id": story.id,
+            "title": story.title,
+            "description": story.description,
+            "story_type": story.story_type,
+            "status": self._status_name(story),
+            "state": story.state,
+            # The Story schema types priority integer, yet its description and every request body use these
+            # words; the sandbox answers the words (CONTRACT §6.7 gotcha 5; openapi.py allows both).
+            "priority": story.priority,
+            "archived": story.archived,
+            "project_plan": story.project_plan,
+            "percentage_complete": story.percentage_complete,
+            "start_date": story.start_date,
+            "due_date": story.due_date,
+            "position": story.position,
+            "ancestry_depth": 0,
+            "sub_story_count": 0,
+            "ancestor_ids": [],
+            "created_at": _iso(story.created_at),
+            "updated_at": _iso(story.updated_at),
+            "deleted_at": _iso(story.deleted_at) if story.deleted_at else None,
+        }
+        if "workspace" in inc:
+            row["workspace_id"] = story.workspace_id
+        if "external_references" in inc:
+            row["external_reference_ids"] = [r.id for r in self._refs_of("Story", story.id)]
+        if "custom_task_status_id" in inc:  # an optional field, not an include (see _story_inc)
+            custom = story.custom_status_id
+            row["custom_task_status_id"] = int(custom) if custom in self.custom_task_statuses else None
+        return row
+
+    def _story_side(self, stories: Iterable[Story], inc: set[str]) -> dict[str, dict[str, Any]]:
+        side: dict[str, dict[str, Any]] = {}
+        for story in stories:
+            if "workspace" in inc and story.workspace_id in self.workspaces:
+                ws = self.workspaces[story.workspace_id]
+                side.setdefault("workspaces", {})[ws.id] = self._workspace_json(ws, set())
+            if "external_references" in inc:
+                refs = self._refs_of("Story", story.id)
+                side.setdefault("external_references", {}).update(
+                    {r.id: self._ref_json(r, set()) for r in refs}
+                )
+        return side
+
+    def _story_inc(self, query: Mapping[str, str]) -> set[str]:
+        """The includes and the optional fields asked for, as one set (their names never collide)."""
+        wanted = set(_csv(query.get("optional_fields")))
+        unknown = sorted(wanted - set(STORY_OPTIONAL_FIELDS))
+        if unknown:
+            raise bad_request(f"Invalid optional_fields: {', '.join(unknown)}")
+        return self._includes(query, STORY_INCLUDES) | wanted
+
+    @staticmethod
+    def _check_story_fields(fields: Mapping[str, Any], errors: list[dict[str, str]]) -> None:
+        """The fields POST and PUT share, when present: description, dates, type, priority, switches."""
+        description = fields.get("description")
+        if "description" in fields and description is not None:
+            if not isinstance(description, str):
+                errors.append(invalid("description", "description must be a string"))
+            elif len(description) > MAX_DESCRIPTION_CHARS:
+                errors.append(invalid("description", "description must be less than 1000 characters"))
+        for name in ("start_date", "due_date"):
+            value = fields.get(name)
+            if name in fields and value is not None and not _is_date(value):
+                errors.append(
+                    invalid(name, f"{name} must be a date like 2026-11-24 (YYYY-MM-DD); got {value!r}")
+                )
+        for name, allowed in (("story_type", STORY_TYPES), ("priority", STORY_PRIORITIES)):
+            if name in fields and fields[name] not in allowed:
+                errors.append(
+                    invalid(name, f"{name} must be one of {', '.join(allowed)}; got {fields[name]!r}")
+                )
+        for name in ("archived", "project_plan"):
+            if name in fields and not isinstance(fields[name], bool):
+                errors.append(invalid(name, f"{name} must be true or false"))
+        pct = fields.get("percentage_complete")
+        if "percentage_complete" in fields and (
+            isinstance(pct, bool) or not isinstance(pct, int) or not 0 <= pct <= 100
+        ):
+            errors.append(invalid("percentage_complete", f"percentage_complete must be 0..100; got {pct!r}"))
+
+    def _check_status_fields(
+        self, fields: Mapping[str, Any], set_id: str | None, errors: list[dict[str, str]]
+    ) -> tuple[StatusChoice | None, bool]:
+        """The status a write asks for, and whether it came from ``state`` alone. ``status`` (a name of the
+        workspace's set, or of the four defaults) wins; ``state`` (a category) is then ignored, even a bad one."""
+        if "status" in fields:
+            name = fields["status"]
+            if not isinstance(name, str) or not name.strip():
+                errors.append(invalid("status", "status can't be blank"))
+                return None, False
+            choice = self._named_status(set_id, name)
+            if choice is None:
+                where = (
+                    f"task status set {self.task_status_sets[set_id].name!r}"
+                    if set_id
+                    else "the default statuses (the workspace has no task status set)"
+                )
+                allowed = ", ".join(repr(n) for n in self._status_names(set_id))
+                errors.append(invalid("status", f"status {name!r} is not in {where}; use one of {allowed}"))
+            return choice, False
+        if "state" in fields:
+            state = fields["state"]
+            if state not in STATUS_CATEGORIES:
+                errors.append(
+                    invalid("state", f"state must be one of {', '.join(STATUS_CATEGORIES)}; got {state!r}")
+                )
+                return None, True
+            return self._category_default(set_id, str(state)), True
+        return None, False
+
+    def _live_story(self, story_id: str, *, show_deleted: bool = False) -> Story:
+        story = self.stories.get(story_id)
+        # Soft-deleted stories are hidden on show/update/delete unless asked for (show_deleted, show only).
+        if story is None or (story.deleted_at is not None and not show_deleted):
+            raise not_found("Story")
+        return story
+
+    def list_stories(self, query: Mapping[str, str]) -> dict[str, Any]:
+        with self.lock:
+            inc = self._story_inc(query)
+            only = self._only(query)
+            deleted = _mode(query, "show_deleted", "only_deleted")
+            archived = query.get("archived")
+            if archived is not None and archived not in ("only", "exclude", "include"):
+                raise bad_request(f"archived must be only, exclude or include; got {archived!r}")
+            archived = archived or _mode(query, "show_archived", "only_archived")
+            todos = _mode(query, "show_todos", "only_todos")
+            from_archived = "show_from_archived_workspaces" in query and _truthy(
+                "show_from_archived_workspaces", query["show_from_archived_workspaces"]
+            )
+            projects = set(_csv(query.get("with_projects"))) if "with_projects" in query else None
+            statuses = set(_csv(query.get("by_status"))) if "by_status" in query else None
+            types = set(_csv(query.get("story_types"))) if "story_types" in query else None
+            priorities = set(_csv(query.get("priority"))) if "priority" in query else None
+            items = [
+                s
+                for s in self.stories.values()
+                if (only is None or s.id in only)
+                and _visible(deleted, s.deleted_at is not None)
+                and _visible(archived, s.archived)
+                and _visible(todos, not s.project_plan)
+                and (from_archived or not self.workspaces[s.workspace_id].archived)
+                and ("workspace_id" not in query or s.workspace_id == query["workspace_id"])
+                and (projects is None or s.workspace_id in projects)
+                and (statuses is None or self._status_name(s) in statuses)
+                and ("story_type" not in query or s.story_type == query["story_type"])
+                and (types is None or s.story_type in types)
+                and (priorities is None or s.priority in priorities)
+                and self._time_filters(query, s)
+                and self._ref_filters(query, "Story", s.id)
+            ]
+            order = query.get("order", "updated_at:desc")
+            field_name, _, direction = order.partition(":")
+            if field_name not in STORY_ORDER_FIELDS or direction not in ("asc", "desc", ""):
+                raise bad_request(
+                    f"Invalid order: {order!r}; the sandbox sorts by {', '.join(STORY_ORDER_FIELDS)} (:asc|:desc)"
+                )
+
+            # Unset dates sort last ascending (and so first descending), as in PostgreSQL.
+            def key(story: Story) -> tuple[bool, Any, int]:
+                value = getattr(story, field_name)
+                return (value is None, 0 if value is None else value, int(story.id))
+
+            items.sort(key=key)
+            if direction == "desc":
+                items.reverse()
+            return self._listing("stories", items, query, inc)
+
+    def show_story(self, story_id: str, query: Mapping[str, str]) -> dict[str, Any]:
+        with self.lock:
+            inc = self._story_inc(query)
+            show_deleted = "show_deleted" in query and _truthy("show_deleted", query["show_deleted"])
+            return self._response("stories", self._live_story(story_id, show_deleted=show_deleted), inc)
+
+    def create_story(self, fields: Mapping[str, Any], query: Mapping[str, str]) -> dict[str, Any]:
+        with self.lock:
+            inc = self._story_inc(query)
+            errors: list[dict[str, str]] = []
+            raw_ws = fields.get("workspace_id")
+            workspace: Workspace | None = None
+            if raw_ws is None or raw_ws == "":
+                errors.append(invalid("workspace_id", "workspace_id can't be blank"))
+            elif isinstance(raw_ws, bool) or not (
+                isinstance(raw_ws, int) or (isinstance(raw_ws, str) and raw_ws.isdigit())
+            ):
+                errors.append(invalid("workspace_id", f"workspace_id must be an integer; got {raw_ws!r}"))
+            elif str(raw_ws) not in self.workspaces or self.workspaces[str(raw_ws)].archived:
+                errors.append(invalid("workspace_id", f"workspace {raw_ws} was not found"))
+            else:
+                workspace = self.workspaces[str(raw_ws)]
+            title = fields.get("title")
+            if not isinstance(title, str) or not title.strip():
+                errors.append(invalid("title", "title can't be blank"))
+            self._check_story_fields(fields, errors)
+            # Which names are valid depends on the workspace: without one, the status is not judged.
+            set_id = self._set_of(workspace.id) if workspace is not None else None
+            choice = self._check_status_fields(fields, set_id, errors)[0] if workspace is not None else None
+            ref = (
+                self._check_inline_ref(fields["external_reference"], errors, with_status=True)
+                if "external_reference" in fields
+                else None
+            )
+            if errors:
+                raise ApiError(422, errors)
+            assert workspace is not None
+            if choice is None:  # new tasks start in the default status of "not started"
+                choice = self._category_default(set_id, "not started")
+            now = self._now()
+            story = Story(
+                id=self._new_id(),
+                workspace_id=workspace.id,
+                title=str(title),
+                description=fields.get("description"),
+                story_type=fields.get("story_type", "task"),
+                priority=fields.get("priority", "normal"),
+                status=choice.name,
+                state=choice.category,
+                custom_status_id=choice.custom_status_id,
+                start_date=fields.get("start_date"),
+                due_date=fields.get("due_date"),
+                archived=fields.get("archived", False),
+                project_plan=fields.get("project_plan", True),
+                percentage_complete=fields.get("percentage_complete", 0),
+                position=sum(1 for s in self.stories.values() if s.workspace_id == workspace.id),
+                created_at=now,
+                updated_at=now,
+            )
+            self.stories[story.id] = story
+            if ref is not None:
+                self._upsert_ref("Story", int(story.id), ref)
+            return self._response("stories", story, inc)
+
+    def update_story(
+        self, story_id: str, fields: Mapping[str, Any], query: Mapping[str, str]
+    ) -> dict[str, Any]:
+        with self.lock:
+            inc = self._story_inc(query)
+            story = self._live_story(story_id)
+            errors: list[dict[str, str]] = []
+            if "workspace_id" in fields and str(fields["workspace_id"]) != story.workspace_id:
+                # Not among Kantata's PUT fields (CONTRACT §6.7): refused out loud, as for status reports.
+                errors.append(invalid("workspace_id", "a story cannot be moved to another workspace"))
+            if "title" in fields and (not isinstance(fields["title"], str) or not fields["title"].strip()):
+                errors.append(invalid("title", "title can't be blank"))
+            self._check_story_fields(fields, errors)
+            choice, by_state = self._check_status_fields(fields, self._set_of(story.workspace_id), errors)
+            ref = (
+                self._check_inline_ref(fields["external_reference"], errors, with_status=True)
+                if "external_reference" in fields
+                else None
+            )
+            if errors:
+                raise ApiError(422, errors)
+            now = self._now()
+            # project_plan, checklist and attachment_ids are POST-only in Kantata: ignored on PUT.
+            for name in (
+                "title", "description", "story_type", "priority", "start_date", "due_date", "archived",
+                "percentage_complete",
+            ):  # fmt: skip
+                if name in fields:
+                    setattr(story, name, fields[name])
+            # state alone keeps the status when the task is already in that category.
+            if choice is not None and not (by_state and choice.category == story.state):
+                self._put_in_status(story, choice, now)
+            story.updated_at = now
+            if ref is not None:
+                self._upsert_ref("Story", int(story.id), ref)
+            return self._response("stories", story, inc)
+
+    def delete_story(self, story_id: str) -> None:
+        """Soft delete: ``deleted_at`` is set; the story and its references stay readable with show_deleted."""
+        with self.lock:
+            story = self._live_story(story_id)
+            story.deleted_at = story.updated_at = self._now()
 
     # ---- external references --------------------------------------------------------------------------
 
@@ -928,7 +1339,7 @@ class SandboxState:
             "updated_at": _iso(ref.updated_at),
         }
         if "subject" in inc:
-            key = {"StatusReport": "status_reports", "Workspace": "workspaces"}.get(ref.subject_type)
+            key = SUBJECT_MAPS.get(ref.subject_type)
             if key is not None:
                 row["subject_ref"] = {"key": key, "id": str(ref.subject_id)}
         return row
@@ -944,6 +1355,8 @@ class SandboxState:
                     )
                 elif ref.subject_type == "Workspace" and sid in self.workspaces:
                     side.setdefault("workspaces", {})[sid] = self._workspace_json(self.workspaces[sid], set())
+                elif ref.subject_type == "Story" and sid in self.stories:
+                    side.setdefault("stories", {})[sid] = self._story_json(self.stories[sid], set())
         return side
 
     def list_external_references(self, query: Mapping[str, str]) -> dict[str, Any]:
@@ -1053,10 +1466,11 @@ class SandboxState:
                 errors.append(invalid("status", f"status must be one of {', '.join(REFERENCE_STATUSES)}"))
             if "locked" in fields and not isinstance(fields["locked"], bool):
                 errors.append(invalid("locked", "locked must be true or false"))
-            # The sandbox knows two subject types; for those the subject must exist.
+            # For the subject types the sandbox models, the subject must exist (a soft-deleted story does not).
             stores: dict[str, Mapping[str, Any]] = {
                 "StatusReport": self.status_reports,
                 "Workspace": self.workspaces,
+                "Story": {k: v for k, v in self.stories.items() if v.deleted_at is None},
             }
             if (
                 subject_id is not None
@@ -1105,6 +1519,11 @@ class SandboxState:
             rows: list[dict[str, Any]] = []
             for ws_id, set_id in pairs:
                 workspace = self.workspaces[ws_id]
+                if workspace.task_status_set_id != set_id:
+                    # Its tasks move to the new set's default status of the category they were in.
+                    for story in self.stories.values():
+                        if story.workspace_id == ws_id:
+                            self._put_in_status(story, self._category_default(set_id, story.state), now)
                 workspace.task_status_set_id = set_id
                 workspace.updated_at = now
                 link = next(
@@ -1153,5 +1572,9 @@ class SandboxState:
                 },
                 "external_references": {
                     k: self._ref_json(v, set()) for k, v in self.external_references.items()
+                },
+                "stories": {
+                    k: self._story_json(v, {"workspace", "external_references", "custom_task_status_id"})
+                    for k, v in self.stories.items()
                 },
             }

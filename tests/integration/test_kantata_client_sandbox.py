@@ -27,8 +27,10 @@ from kantata_bridge.kantata.errors import (
 from kantata_bridge.kantata.models import (
     ExternalReferenceUpsert,
     InlineExternalReference,
+    NewStory,
     StatusReport,
     StatusReportDetail,
+    StoryExternalReference,
     WorkspaceTaskStatusSet,
 )
 from kantata_sandbox import openapi
@@ -778,6 +780,268 @@ def test_bulk_update_assigns_the_set_to_every_workspace(
     # And a set in use cannot be deleted
     with pytest.raises(ValidationError):
         kantata.delete_task_status_set(status_set.id)
+
+
+# ---------------------------------------------------------------- stories (tasks)
+
+JIRA_FLOW = [
+    ("To Do", "not started"),
+    ("In Progress", "started"),
+    ("In Review", "started"),
+    ("Done", "completed"),
+]
+
+
+def synced_workspace(
+    kantata: KantataClient, sandbox: KantataSandbox, title: str = "Project PROJ"
+) -> dict[str, str]:
+    """A workspace whose task status set mirrors a Jira workflow, made through the client as the catalog
+    would; returns status name -> custom status id."""
+    ws = sandbox.add_workspace(title)
+    status_set = kantata.create_task_status_set(f"Jira {title}")
+    defaults = {s.category: s for s in status_set.statuses}
+    kantata.update_custom_task_status(defaults["not started"].id, status="To Do")
+    kantata.update_custom_task_status(defaults["started"].id, status="In Progress")
+    kantata.update_custom_task_status(defaults["completed"].id, status="Done")
+    kantata.create_custom_task_status(status_set.id, "In Review", "started")
+    kantata.bulk_update_workspace_task_status_sets([WorkspaceTaskStatusSet(int(ws), int(status_set.id))])
+    statuses = {s.status: s.id for s in kantata.get_task_status_set(status_set.id).statuses}
+    statuses["workspace"] = ws
+    return statuses
+
+
+def jira_link(key: str = "PROJ-12", status: str | None = None, **fields: Any) -> StoryExternalReference:
+    return StoryExternalReference(
+        "jira", "issue", key, status="successful", external_status=status,
+        external_link=f"https://acme.atlassian.net/browse/{key}", **fields,
+    )  # fmt: skip
+
+
+def test_a_linked_task_moves_through_the_synced_statuses_and_its_link_follows(
+    sandbox: KantataSandbox, kantata: KantataClient
+) -> None:
+    # Given a workspace on a Jira-like set and a task created for PROJ-12, linked inline
+    statuses = synced_workspace(kantata, sandbox)
+    ws = statuses["workspace"]
+    story = kantata.create_story(
+        NewStory(
+            ws,
+            "Checkout fails on Safari",
+            due_date="2026-12-01",
+            external_reference=jira_link(status="To Do"),
+        )
+    )
+    # Then it starts in the set's "not started" default, and comes back with its workspace and link
+    assert (story.status, story.state, story.custom_task_status_id) == (
+        "To Do",
+        "not started",
+        int(statuses["To Do"]),
+    )
+    assert story.workspace_id == ws
+    assert story.workspace is not None
+    assert story.workspace.task_statuses == ("To Do", "In Progress", "needs info", "Done", "In Review")
+    (link,) = story.external_references
+    assert (link.subject_type, link.subject_id, link.status, link.external_status) == (
+        "Story", int(story.id), "successful", "To Do",
+    )  # fmt: skip
+
+    # When the tracker moves the issue through its workflow, one PUT each with the status and the link
+    for name, category in JIRA_FLOW[1:]:
+        moved = kantata.update_story(story.id, status=name, external_reference=jira_link(status=name))
+        # Then the task takes the status of that name, its state the category, and the same link is updated
+        assert (moved.status, moved.state, moved.custom_task_status_id) == (
+            name,
+            category,
+            int(statuses[name]),
+        )
+        assert [(r.id, r.external_status) for r in moved.external_references] == [(link.id, name)]
+    assert len(sandbox.state.external_references) == 1
+    assert len(api_calls(sandbox, "PUT", f"/stories/{story.id}")) == 3
+
+
+def test_the_linked_task_is_found_by_its_tracker_key_both_ways(
+    sandbox: KantataSandbox, kantata: KantataClient
+) -> None:
+    # Given two linked tasks and an unlinked one
+    ws = sandbox.add_workspace("Project PROJ")
+    linked = kantata.create_story(NewStory(ws, "PROJ-12", external_reference=jira_link("PROJ-12")))
+    kantata.create_story(NewStory(ws, "PROJ-13", external_reference=jira_link("PROJ-13")))
+    kantata.create_story(NewStory(ws, "local"))
+    # When looked up by the stories' external-reference filters (option A) ...
+    found = list(
+        kantata.list_stories(
+            workspace_id=ws, external_reference_service_name="jira", external_reference_service_model="issue",
+            external_reference_service_model_ref="PROJ-12",
+        )
+    )  # fmt: skip
+    # ... and through the external references route (option B)
+    (ref,) = kantata.list_external_references("Story", service_name="jira", service_model_ref="PROJ-12")
+    # Then both name the same task
+    assert [s.id for s in found] == [linked.id]
+    assert ref.subject_id == int(linked.id)
+    assert kantata.get_story(ref.subject_id or 0).title == "PROJ-12"
+    # And the non-numeric key went in the string-list filter, as Kantata types the single one integer
+    assert (
+        api_calls(sandbox, "GET", "/stories")[0].query["external_reference_service_model_refs"] == "PROJ-12"
+    )
+
+
+def test_a_status_outside_the_workspaces_set_is_refused_and_the_task_left_alone(
+    sandbox: KantataSandbox, kantata: KantataClient
+) -> None:
+    statuses = synced_workspace(kantata, sandbox)
+    story = kantata.create_story(NewStory(statuses["workspace"], "Checkout fails", status="In Progress"))
+    with pytest.raises(ValidationError) as caught:
+        kantata.update_story(story.id, status="Closed")
+    assert list(caught.value.field_errors) == ["status"]
+    assert "'In Review'" in caught.value.field_errors["status"][0]
+    assert caught.value.attempts == 1
+    assert kantata.get_story(story.id).status == "In Progress"
+
+
+def test_a_workspace_without_a_set_takes_the_four_defaults(
+    sandbox: KantataSandbox, kantata: KantataClient
+) -> None:
+    ws = sandbox.add_workspace("Acme Webapp")
+    assert kantata.get_workspace(ws).task_statuses == ("not started", "started", "needs info", "completed")
+    story = kantata.create_story(NewStory(ws, "Checkout fails"))
+    done = kantata.update_story(story.id, state="completed")
+    assert (done.status, done.state, done.custom_task_status_id) == ("completed", "completed", None)
+    with pytest.raises(ValidationError):
+        kantata.update_story(story.id, status="Done")
+
+
+def test_deleting_a_custom_status_puts_its_tasks_in_their_categorys_default(
+    sandbox: KantataSandbox, kantata: KantataClient
+) -> None:
+    statuses = synced_workspace(kantata, sandbox)
+    story = kantata.create_story(NewStory(statuses["workspace"], "t", status="In Review"))
+    kantata.delete_custom_task_status(statuses["In Review"])
+    fallen = kantata.get_story(story.id)
+    assert (fallen.status, fallen.state, fallen.custom_task_status_id) == (
+        "In Progress", "started", int(statuses["In Progress"]),
+    )  # fmt: skip
+
+
+def test_story_create_hit_by_a_503_is_sent_once(
+    sandbox: KantataSandbox, kantata: KantataClient, fake_time: FakeTime
+) -> None:
+    ws = sandbox.add_workspace("Project PROJ")
+    sandbox.faults.script([503], method="POST", path_prefix="/stories")
+    with pytest.raises(UnavailableError) as caught:
+        kantata.create_story(NewStory(ws, "Checkout fails", external_reference=jira_link()))
+    assert (caught.value.retryable, caught.value.attempts) == (True, 1)
+    assert [r.status for r in api_calls(sandbox, "POST", "/stories")] == [503]
+    assert fake_time.sleeps == []
+    assert sandbox.state.stories == {}
+
+
+def test_story_create_whose_answer_is_lost_is_not_repeated_and_is_found_by_its_link(
+    sandbox: KantataSandbox, kantata: KantataClient
+) -> None:
+    # Given a sandbox that makes the next task but drops the connection before answering
+    ws = sandbox.add_workspace("Project PROJ")
+    sandbox.faults.script(["drop_after"], method="POST", path_prefix="/stories")
+    # When the task is created
+    with pytest.raises(KantataConnectionError) as caught:
+        kantata.create_story(NewStory(ws, "Checkout fails", external_reference=jira_link()))
+    # Then one POST went out, the error says a retry may help, and a lookup by link finds the one task made
+    assert (caught.value.retryable, caught.value.attempts) == (True, 1)
+    assert len(api_calls(sandbox, "POST", "/stories")) == 1
+    found = list(
+        kantata.list_stories(
+            external_reference_service_name="jira", external_reference_service_model_refs=["PROJ-12"]
+        )
+    )
+    assert [s.title for s in found] == ["Checkout fails"]
+    assert len(sandbox.state.stories) == 1
+
+
+def test_story_update_whose_answer_is_lost_is_repeated_and_lands_once(
+    sandbox: KantataSandbox, kantata: KantataClient
+) -> None:
+    statuses = synced_workspace(kantata, sandbox)
+    story = kantata.create_story(
+        NewStory(statuses["workspace"], "t", external_reference=jira_link(status="To Do"))
+    )
+    sandbox.faults.script(["drop_after"], method="PUT", path_prefix="/stories")
+    done = kantata.update_story(story.id, status="Done", external_reference=jira_link(status="Done"))
+    assert [r.status for r in api_calls(sandbox, "PUT", f"/stories/{story.id}")] == [0, 200]
+    assert (done.status, [r.external_status for r in done.external_references]) == ("Done", ["Done"])
+    assert len(sandbox.state.external_references) == 1
+
+
+def test_a_deleted_task_is_hidden_unless_asked_for_and_a_lost_delete_answer_is_done(
+    sandbox: KantataSandbox, kantata: KantataClient
+) -> None:
+    # Given a linked task, and a sandbox that deletes it on the next DELETE but loses the answer
+    ws = sandbox.add_workspace("Project PROJ")
+    story = kantata.create_story(NewStory(ws, "t", external_reference=jira_link()))
+    sandbox.faults.script(["drop_after"], method="DELETE", path_prefix="/stories")
+    # When it is deleted
+    kantata.delete_story(story.id)
+    # Then the repeat's 404 was taken as done, and the task is soft-deleted: hidden unless asked for
+    assert [r.status for r in api_calls(sandbox, "DELETE", f"/stories/{story.id}")] == [0, 404]
+    with pytest.raises(NotFoundError):
+        kantata.get_story(story.id)
+    assert kantata.get_story(story.id, show_deleted=True).deleted_at is not None
+    assert list(kantata.list_stories(external_reference_service_model_refs=["PROJ-12"])) == []
+    assert [
+        s.id
+        for s in kantata.list_stories(external_reference_service_model_refs=["PROJ-12"], show_deleted=True)
+    ] == [story.id]
+    # And an update of a deleted task is NotFoundError, sent once
+    with pytest.raises(NotFoundError) as caught:
+        kantata.update_story(story.id, status="completed")
+    assert caught.value.attempts == 1
+
+
+def test_stories_list_filters_and_pages(sandbox: KantataSandbox, kantata: KantataClient) -> None:
+    ws, other = sandbox.add_workspace("Acme"), sandbox.add_workspace("Other")
+    made = [
+        kantata.create_story(NewStory(ws, f"t{i}", status="started" if i % 2 else None)) for i in range(5)
+    ]
+    kantata.create_story(NewStory(other, "elsewhere", status="started"))
+    kantata.create_story(NewStory(ws, "archived", archived=True))
+    listed = list(kantata.list_stories(workspace_id=ws, per_page=2))
+    assert sorted(s.id for s in listed) == sorted(s.id for s in made)
+    assert len(api_calls(sandbox, "GET", "/stories")) == 3  # 5 stories, 2 per page
+    assert {s.title for s in kantata.list_stories(workspace_id=ws, by_status=["started"])} == {"t1", "t3"}
+    assert [s.title for s in kantata.list_stories(only=[made[0].id, int(made[4].id)], include=())] == [
+        "t4",
+        "t0",
+    ]
+    assert "archived" in {s.title for s in kantata.list_stories(workspace_id=ws, show_archived=True)}
+
+
+def test_a_workspace_linked_to_a_repository_is_found_by_that_link(
+    sandbox: KantataSandbox, kantata: KantataClient
+) -> None:
+    # Given a workspace linked to acme/webapp, as `link add` would do it
+    ws = sandbox.add_workspace("Acme Webapp")
+    sandbox.add_workspace("Unlinked")
+    ref = kantata.create_or_update_external_reference(
+        ExternalReferenceUpsert(
+            "Workspace", int(ws), "github", "repository", "acme/webapp", status="successful"
+        )
+    )
+    # When workspaces are looked up by that link
+    found = list(
+        kantata.list_workspaces(
+            external_reference_service_name="github", external_reference_service_model="repository",
+            external_reference_service_model_ref="acme/webapp", include=("external_references",),
+        )
+    )  # fmt: skip
+    # Then the linked workspace comes back with its link
+    assert [w.id for w in found] == [ws]
+    assert [r.id for r in found[0].external_references] == [ref.id]
+    assert [
+        r.service_model_ref
+        for r in kantata.get_workspace(ws, include=("external_references",)).external_references
+    ] == ["acme/webapp"]
+    # And once the link is removed, nothing is found
+    kantata.delete_external_reference(ref.id)
+    assert list(kantata.list_workspaces(external_reference_service_model_refs=["acme/webapp"])) == []
 
 
 # ---------------------------------------------------------------- the sandbox's transport

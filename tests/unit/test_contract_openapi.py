@@ -3,6 +3,7 @@ and the bridge's own write bodies (kantata_bridge.kantata.models) against the sa
 
 from __future__ import annotations
 
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +11,11 @@ import pytest
 from kantata_bridge.kantata.models import (
     ExternalReferenceUpsert,
     InlineExternalReference,
+    NewStory,
     StatusReport,
     StatusReportDetail,
+    StoryExternalReference,
+    StoryUpdate,
     WorkspaceTaskStatusSet,
 )
 from kantata_sandbox import openapi
@@ -107,7 +111,29 @@ def test_a_valid_report_body_passes_for_any_spelling_of_the_path() -> None:
             {"task_status_set": {}},
             "takes no request body",
         ),
-        ("POST", "/workspaces", {"workspace": {"title": "x"}}, "no operation"),
+        ("POST", "/stories", {"story": {"workspace_id": "7", "title": "t"}}, "is not of type 'integer'"),
+        ("POST", "/stories", {"story": {"workspace_id": 7}}, "'title' is a required"),
+        (
+            "POST",
+            "/stories",
+            {"story": {"workspace_id": 7, "title": "t", "due_date": "1/12/2026"}},
+            "is not a 'date'",
+        ),
+        (
+            "POST",
+            "/stories",
+            {"story": {"workspace_id": 7, "title": "t", "priority": "urgent"}},
+            "is not one of",
+        ),
+        (
+            "PUT",
+            "/stories/9",
+            {"story": {"external_reference": {"service_name": "jira", "service_model_ref": "P-1"}}},
+            "'service_model' is a required",
+        ),
+        ("PUT", "/stories/9", None, "required"),
+        # There is no plain POST for external references, only create_or_update (CONTRACT §6.5).
+        ("POST", "/external_references", {"external_reference": {}}, "no operation"),
     ],
 )
 def test_bodies_that_break_the_spec_are_refused_with_the_reason(
@@ -144,6 +170,49 @@ def test_bridge_model_bodies_match_the_spec() -> None:
         "/workspace_task_status_sets/bulk_update",
         {"workspace_task_status_sets": [WorkspaceTaskStatusSet(12, 5).to_body()]},
     )
+
+
+def test_bridge_story_bodies_match_the_spec() -> None:
+    link = StoryExternalReference(
+        "jira",
+        "issue",
+        "PROJ-12",
+        status="successful",
+        external_status="Done",
+        external_link="https://x",
+        locked=False,
+    )
+    new = NewStory(
+        workspace_id="7", title="Checkout fails", status="To Do", story_type="issue", description="d",
+        start_date=date(2026, 11, 20), due_date="2026-12-01", priority="critical", archived=False,
+        external_reference=link,
+    )  # fmt: skip
+    validate_request_body("POST", "/stories.json", {"story": new.to_body()})
+    validate_request_body("POST", "/stories.json", {"story": NewStory(7, "t").to_body()})
+    for update in (
+        StoryUpdate(status="Done", external_reference=link),
+        StoryUpdate(state="completed"),
+        StoryUpdate(title="t", description="d", story_type="milestone", priority="low", due_date="2026-12-24",
+                    start_date=date(2026, 12, 1), archived=True),
+    ):  # fmt: skip
+        validate_request_body("PUT", "/stories/301.json", {"story": update.to_body()})
+    validate_request_body("DELETE", "/stories/301", None)
+
+
+def test_story_responses_follow_the_contract_text_where_the_schema_disagrees() -> None:
+    story = {"id": "301", "title": "t", "status": "Done", "state": "completed", "priority": "normal",
+             "custom_task_status_id": 12, "workspace_id": "7", "external_reference_ids": ["55"], "deleted_at": None}  # fmt: skip
+    body = {"count": 1, "results": [{"key": "stories", "id": "301"}], "stories": {"301": story}}
+    # priority is typed integer by the Story schema, but its words are what Kantata documents and sends
+    validate_response("GET", "/stories/301", 200, body)
+    validate_response("GET", "/stories/301", 200, {**body, "stories": {"301": {**story, "priority": 2}}})
+    for bad, expected in (({"custom_task_status_id": "12"}, "custom_task_status_id"),
+                          ({"workspace_id": 7}, "workspace_id"), ({"due_date": "soon"}, "due_date")):  # fmt: skip
+        with pytest.raises(ContractViolationError, match=expected):
+            validate_response("GET", "/stories", 200, {**body, "stories": {"301": {**story, **bad}}})
+    # Requests stay strict: a priority in a request body must be one of the words
+    with pytest.raises(ContractViolationError, match="priority"):
+        validate_request_body("POST", "/stories", {"story": {"workspace_id": 7, "title": "t", "priority": 2}})
 
 
 def test_documented_quirks_pass() -> None:
@@ -220,6 +289,15 @@ def test_query_types_follow_the_spec() -> None:
         validate_query("GET", "/status_reports", {"external_reference_service_model_ref": "acme/app#7"})
     with pytest.raises(ContractViolationError, match="subject_type is required"):
         validate_query("GET", "/external_references", {"service_name": "github"})
+    # The same integer typing on /stories and /workspaces (CONTRACT §6.6, §6.7)
+    validate_query(
+        "GET", "/stories", {"external_reference_service_model_refs": "PROJ-12", "show_deleted": "true"}
+    )
+    for path in ("/stories", "/workspaces"):
+        with pytest.raises(ContractViolationError, match="typed integer"):
+            validate_query("GET", path, {"external_reference_service_model_ref": "PROJ-12"})
+    with pytest.raises(ContractViolationError, match="typed boolean"):
+        validate_query("GET", "/stories/3", {"show_deleted": "yes"})
 
 
 def test_missing_specs_give_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -229,7 +307,8 @@ def test_missing_specs_give_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_p
         with pytest.raises(SpecNotFoundError, match="KANTATA_OPENAPI_DIR"):
             openapi.load_contract()
     finally:
-        monkeypatch.delenv("KANTATA_OPENAPI_DIR")
+        # Back to the setting this run started with (a checkout whose specs are not beside it sets one).
+        monkeypatch.undo()
         openapi.load_contract.cache_clear()
     assert openapi.load_contract().operations
 

@@ -12,6 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -38,8 +39,10 @@ from kantata_bridge.kantata.errors import (
 from kantata_bridge.kantata.models import (
     ExternalReferenceUpsert,
     InlineExternalReference,
+    NewStory,
     StatusReport,
     StatusReportDetail,
+    StoryExternalReference,
     WorkspaceTaskStatusSet,
 )
 
@@ -878,8 +881,9 @@ def test_503_is_retried_until_the_time_budget_is_spent(stub: StubKantata, fake_t
         lambda c: c.create_status_report(new_report()),
         lambda c: c.create_task_status_set("Flow"),
         lambda c: c.create_custom_task_status(5, "Review", "started"),
+        lambda c: c.create_story(NewStory(7, "Checkout fails")),
     ],
-    ids=["status_report", "task_status_set", "custom_task_status"],
+    ids=["status_report", "task_status_set", "custom_task_status", "story"],
 )
 @pytest.mark.parametrize(
     "failure",
@@ -1075,6 +1079,27 @@ REFUSED_BEFORE_SENDING: list[tuple[str, Callable[[KantataClient], Any]]] = [
     ("non-numeric ref and refs", lambda c: c.list_status_reports(external_reference_service_model_ref="a#1", external_reference_service_model_refs=["b"])),
     ("include as a string", lambda c: c.list_status_reports(include="workspace")),
     ("workspace twice in bulk", lambda c: c.bulk_update_workspace_task_status_sets([WorkspaceTaskStatusSet(7, 5), WorkspaceTaskStatusSet(7, 6)])),
+    ("story without title", lambda c: c.create_story(NewStory(7, " "))),
+    ("story workspace not numeric", lambda c: c.create_story(NewStory("acme", "t"))),
+    ("story type", lambda c: c.create_story(NewStory(7, "t", story_type="bug"))),  # type: ignore[arg-type]
+    ("story priority", lambda c: c.create_story(NewStory(7, "t", priority="urgent"))),  # type: ignore[arg-type]
+    ("story due date", lambda c: c.create_story(NewStory(7, "t", due_date="24/12/2026"))),
+    ("story long description", lambda c: c.create_story(NewStory(7, "t", description="x" * 1000))),
+    ("story ref status", lambda c: c.create_story(NewStory(7, "t", external_reference=StoryExternalReference("jira", "issue", "P-1", status="ok")))),  # type: ignore[arg-type]
+    ("story ref without service", lambda c: c.update_story(9, external_reference=StoryExternalReference("", "issue", "P-1"))),
+    ("story update with nothing", lambda c: c.update_story(9)),
+    ("story status and state", lambda c: c.update_story(9, status="Done", state="completed")),
+    ("story state", lambda c: c.update_story(9, state="done")),  # type: ignore[arg-type]
+    ("story blank status", lambda c: c.update_story(9, status="")),
+    ("story id not numeric", lambda c: c.get_story("PROJ-12")),
+    ("delete story id", lambda c: c.delete_story("9;1")),
+    ("stories only empty", lambda c: c.list_stories(only=[])),
+    ("stories only not numeric", lambda c: c.list_stories(only=["PROJ-1"])),
+    ("stories by_status comma", lambda c: c.list_stories(by_status=["Blocked, waiting"])),
+    ("stories by_status string", lambda c: c.list_stories(by_status="Done")),
+    ("stories refs empty", lambda c: c.list_stories(external_reference_service_model_refs=[])),
+    ("stories optional_fields string", lambda c: c.list_stories(optional_fields="custom_task_status_id")),
+    ("workspace include string", lambda c: c.get_workspace(7, include="external_references")),
 ]  # fmt: skip
 
 
@@ -1096,3 +1121,255 @@ def test_close_closes_the_clients_own_session() -> None:
     with c:
         pass
     assert closed == [True]
+
+
+# ---------------------------------------------------------------- stories (tasks)
+
+
+def story_obj(sid: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "id": sid,
+        "title": "Checkout fails on Safari",
+        "story_type": "task",
+        "status": "In Review",
+        "state": "started",
+        "priority": "normal",
+        "archived": False,
+        "updated_at": "2026-11-24T10:00:00+00:00",
+        "deleted_at": None,
+        **extra,
+    }
+
+
+def test_create_story_posts_once_with_an_integer_workspace_and_reads_the_included_links(
+    stub: StubKantata, client: KantataClient
+) -> None:
+    # Given Kantata answers with the story, its workspace and its reference side-loaded
+    created = story_obj("301", workspace_id="7", external_reference_ids=["55"], custom_task_status_id=12)
+    workspace = {"id": "7", "title": "Acme", "task_status_set_id": "5", "task_status_set_name": "Jira PROJ",
+                 "task_statuses": ["To Do", "In Review", "Done"]}  # fmt: skip
+    ref = ext_ref_obj(
+        "55", subject_type="Story", subject_id=301, service_name="jira", service_model_ref="PROJ-12"
+    )
+    stub.reply(Reply(body=envelope("stories", [created], included={"workspaces": [workspace],
+                                                                     "external_references": [ref]})))  # fmt: skip
+    # When a story is created with a tracker link carrying its status
+    story = client.create_story(
+        NewStory(
+            workspace_id="7", title="Checkout fails on Safari", status="In Review", due_date="2026-12-01",
+            description="https://jira/PROJ-12",
+            external_reference=StoryExternalReference("jira", "issue", "PROJ-12", status="successful",
+                                                      external_status="In Review"),
+        )
+    )  # fmt: skip
+    # Then the body is wrapped under "story", workspace_id is an integer and the link carries its status
+    (seen,) = stub.requests
+    assert (seen.method, seen.path) == ("POST", "/api/v1/stories")
+    assert seen.query == {
+        "include": "external_references,workspace",
+        "optional_fields": "custom_task_status_id",
+    }
+    assert seen.body == {
+        "story": {
+            "workspace_id": 7,
+            "title": "Checkout fails on Safari",
+            "status": "In Review",
+            "due_date": "2026-12-01",
+            "description": "https://jira/PROJ-12",
+            "external_reference": {"service_name": "jira", "service_model": "issue", "service_model_ref": "PROJ-12",
+                                   "status": "successful", "external_status": "In Review"},
+        }
+    }  # fmt: skip
+    # And the story is read with its workspace's statuses and its reference
+    assert (story.id, story.status, story.state, story.custom_task_status_id) == (
+        "301",
+        "In Review",
+        "started",
+        12,
+    )
+    assert story.workspace is not None
+    assert story.workspace.task_statuses == ("To Do", "In Review", "Done")
+    assert [(r.id, r.subject_type, r.subject_id) for r in story.external_references] == [("55", "Story", 301)]
+
+
+def test_update_story_puts_only_the_given_fields_and_is_retried(
+    stub: StubKantata, client: KantataClient, fake_time: FakeTime
+) -> None:
+    # Given the first PUT meets a 503
+    stub.reply(
+        Reply(503), Reply(body=envelope("stories", [story_obj("301", status="Done", state="completed")]))
+    )
+    # When the status and the link are updated
+    story = client.update_story(
+        "301", status="Done",
+        external_reference=StoryExternalReference("jira", "issue", "PROJ-12", status="successful",
+                                                  external_status="Done", external_message="Fixed it"),
+    )  # fmt: skip
+    # Then the same PUT was sent twice (an update is safe to repeat) with only those fields
+    assert [(r.method, r.path) for r in stub.requests] == [("PUT", "/api/v1/stories/301")] * 2
+    assert stub.requests[0].body == stub.requests[1].body == {
+        "story": {
+            "status": "Done",
+            "external_reference": {"service_name": "jira", "service_model": "issue", "service_model_ref": "PROJ-12",
+                                   "status": "successful", "external_status": "Done", "external_message": "Fixed it"},
+        }
+    }  # fmt: skip
+    assert len(fake_time.sleeps) == 1
+    assert (story.status, story.state) == ("Done", "completed")
+
+
+def test_update_story_sends_state_dates_and_other_fields_as_kantata_types_them(
+    stub: StubKantata, client: KantataClient
+) -> None:
+    stub.reply(Reply(body=envelope("stories", [story_obj("301")])))
+    client.update_story(301, state="completed", due_date=date(2026, 12, 24), priority="high", archived=False,
+                        title="New title", include=(), optional_fields=())  # fmt: skip
+    (seen,) = stub.requests
+    assert seen.query == {}
+    assert seen.body == {"story": {"state": "completed", "due_date": "2026-12-24", "priority": "high",
+                                   "archived": False, "title": "New title"}}  # fmt: skip
+
+
+def test_a_refused_status_name_is_a_validation_error_naming_the_field(
+    stub: StubKantata, client: KantataClient
+) -> None:
+    errors = {
+        "errors": [{"type": "validation", "field": "status", "message": "status 'Closed' is not in ..."}]
+    }
+    stub.reply(Reply(422, errors))
+    with pytest.raises(ValidationError) as raised:
+        client.update_story(301, status="Closed")
+    assert raised.value.field_errors == {"status": ["status 'Closed' is not in ..."]}
+    assert len(stub.requests) == 1
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({}, {}),
+        ({"workspace_id": 7}, {"workspace_id": "7"}),
+        ({"external_reference_service_name": "jira", "external_reference_service_model": "issue",
+          "external_reference_service_model_refs": ["PROJ-12", "PROJ-13"]},
+         {"external_reference_service_name": "jira", "external_reference_service_model": "issue",
+          "external_reference_service_model_refs": "PROJ-12,PROJ-13"}),
+        ({"external_reference_service_model_ref": "1234"}, {"external_reference_service_model_ref": "1234"}),
+        ({"external_reference_service_model_ref": "PROJ-12"}, {"external_reference_service_model_refs": "PROJ-12"}),
+        ({"only": [301, "302"]}, {"only": "301,302"}),
+        ({"by_status": ["To Do", "In Review"]}, {"by_status": "To Do,In Review"}),
+        ({"show_deleted": True, "show_archived": True, "show_todos": True},
+         {"show_deleted": "true", "show_archived": "true", "show_todos": "true"}),
+        ({"show_deleted": False}, {}),
+    ],
+)  # fmt: skip
+def test_list_stories_sends_filters_as_kantata_types_them(
+    stub: StubKantata, client: KantataClient, kwargs: dict[str, Any], expected: dict[str, str]
+) -> None:
+    stub.reply(Reply(body=envelope("stories", [], meta={"count": 0, "page_count": 0})))
+    assert list(client.list_stories(**kwargs)) == []
+    assert stub.requests[0].path == "/api/v1/stories"
+    assert stub.requests[0].query == {
+        **expected,
+        "include": "external_references,workspace",
+        "optional_fields": "custom_task_status_id",
+        "page": "1",
+        "per_page": "200",
+    }
+
+
+def test_list_stories_pages_lazily_in_results_order(stub: StubKantata, client: KantataClient) -> None:
+    meta = {"count": 3, "page_count": 2, "page_size": 2}
+    stub.reply(
+        Reply(body=envelope("stories", [story_obj("9"), story_obj("4")], meta={**meta, "page_number": 1})),
+        Reply(body=envelope("stories", [story_obj("7")], meta={**meta, "page_number": 2})),
+    )
+    stories = client.list_stories(per_page=2)
+    assert stub.requests == []
+    assert [s.id for s in stories] == ["9", "4", "7"]
+    assert [r.query["page"] for r in stub.requests] == ["1", "2"]
+
+
+def test_get_story_asks_for_a_deleted_one_only_when_told(stub: StubKantata, client: KantataClient) -> None:
+    deleted = story_obj("301", deleted_at="2026-11-25T09:00:00+00:00")
+    stub.reply(
+        Reply(body=envelope("stories", [story_obj("301")])), Reply(body=envelope("stories", [deleted]))
+    )
+    assert client.get_story(301).deleted_at is None
+    assert client.get_story("301", show_deleted=True).deleted_at == "2026-11-25T09:00:00+00:00"
+    assert [r.path for r in stub.requests] == ["/api/v1/stories/301"] * 2
+    assert "show_deleted" not in stub.requests[0].query
+    assert stub.requests[1].query["show_deleted"] == "true"
+
+
+def test_get_story_404_is_not_found(stub: StubKantata, client: KantataClient) -> None:
+    stub.reply(Reply(404, {"errors": [{"type": "system", "message": "Story not found"}]}))
+    with pytest.raises(NotFoundError):
+        client.get_story(301)
+    assert len(stub.requests) == 1
+
+
+def test_delete_story_sends_delete_and_takes_a_404_on_a_repeat_as_done(
+    stub: StubKantata, client: KantataClient
+) -> None:
+    # Given the first DELETE's answer is lost and the repeat finds the story already gone
+    stub.reply(
+        Reply(action="drop"), Reply(404, {"errors": [{"type": "system", "message": "Story not found"}]})
+    )
+    client.delete_story("301")
+    assert [(r.method, r.path) for r in stub.requests] == [("DELETE", "/api/v1/stories/301")] * 2
+
+
+def test_get_workspace_can_include_its_external_references(stub: StubKantata, client: KantataClient) -> None:
+    ws = {"id": "7", "title": "Acme Webapp", "task_status_set_id": None, "external_reference_ids": ["55"],
+          "task_statuses": ["not started", "started", "needs info", "completed"]}  # fmt: skip
+    ref = ext_ref_obj("55", subject_type="Workspace", subject_id=7, service_model="repository",
+                      service_model_ref="acme/webapp")  # fmt: skip
+    stub.reply(Reply(body=envelope("workspaces", [ws], included={"external_references": [ref]})))
+    workspace = client.get_workspace(7, include=("external_references",))
+    assert stub.requests[0].query == {"include": "external_references"}
+    assert workspace.task_statuses == ("not started", "started", "needs info", "completed")
+    assert [r.service_model_ref for r in workspace.external_references] == ["acme/webapp"]
+
+
+def test_list_workspaces_finds_a_workspace_by_a_numeric_or_textual_ref(
+    stub: StubKantata, client: KantataClient
+) -> None:
+    stub.reply(*(Reply(body=envelope("workspaces", [{"id": "7", "title": "Acme"}])) for _ in range(2)))
+    list(
+        client.list_workspaces(
+            external_reference_service_name="jira", external_reference_service_model_ref="10001"
+        )
+    )
+    list(
+        client.list_workspaces(
+            external_reference_service_model_ref="acme/webapp", include=("external_references",)
+        )
+    )
+    assert stub.requests[0].query["external_reference_service_model_ref"] == "10001"
+    assert stub.requests[1].query["external_reference_service_model_refs"] == "acme/webapp"
+    assert stub.requests[1].query["include"] == "external_references"
+
+
+@pytest.mark.parametrize(
+    ("obj", "expected"),
+    [
+        ({"custom_task_status_id": "12"}, 12),
+        ({"custom_task_status_id": 12}, 12),
+        ({"custom_task_status_id": None}, None),
+        ({}, None),
+    ],
+)
+def test_story_ids_are_read_whether_kantata_sends_strings_or_integers(
+    stub: StubKantata, client: KantataClient, obj: dict[str, Any], expected: int | None
+) -> None:
+    stub.reply(Reply(body=envelope("stories", [story_obj("301", workspace_id=7, priority=2, **obj)])))
+    story = client.get_story(301)
+    assert story.custom_task_status_id == expected
+    assert (story.workspace_id, story.priority) == ("7", "2")
+
+
+def test_a_story_the_client_cannot_read_is_a_malformed_response(
+    stub: StubKantata, client: KantataClient
+) -> None:
+    stub.reply(Reply(body=envelope("stories", [story_obj("301", custom_task_status_id="twelve")])))
+    with pytest.raises(MalformedResponseError, match="/stories/301"):
+        client.get_story(301)

@@ -202,7 +202,7 @@ def test_concurrent_writes_get_distinct_ids_and_all_land(api: Api) -> None:
 
 
 def test_every_route_of_the_contract_answers_with_its_documented_success_status(api: Api) -> None:
-    # Given a workspace, a report, two sets (one to delete), a custom status and a reference (CONTRACT §6)
+    # Given a workspace, a report, two sets (one to delete), a custom status, a reference and a story (CONTRACT §6)
     ws = api.sandbox.add_workspace("Apollo")
     report = api.create_report(ws)["id"]
     kept, spare = api.create_set("Kept")["id"], api.create_set("Spare")["id"]
@@ -214,6 +214,7 @@ def test_every_route_of_the_contract_answers_with_its_documented_success_status(
     ref = first(
         api.post("/external_references/create_or_update", {"external_reference": on_workspace}).json()
     )
+    story = first(api.post("/stories", {"story": {"workspace_id": int(ws), "title": "Task"}}).json())["id"]
     routes: list[tuple[str, str, object, dict[str, str], int]] = [
         ("GET", "/status_reports", None, {}, 200),
         ("GET", f"/status_reports/{report}", None, {}, 200),
@@ -233,6 +234,11 @@ def test_every_route_of_the_contract_answers_with_its_documented_success_status(
         ("GET", f"/workspaces/{ws}", None, {}, 200),
         ("PUT", "/workspace_task_status_sets/bulk_update",
          {"workspace_task_status_sets": [{"workspace_id": int(ws), "status_set_id": int(kept)}]}, {}, 200),
+        ("GET", "/stories", None, {}, 200),
+        ("GET", f"/stories/{story}", None, {}, 200),
+        ("PUT", f"/stories/{story}", {"story": {"status": "started"}}, {}, 200),
+        ("DELETE", f"/stories/{story}", None, {}, 204),
+        ("GET", f"/stories/{story}", None, {"show_deleted": "true"}, 200),
         ("DELETE", f"/external_references/{ref['id']}", None, {}, 204),
         ("DELETE", f"/status_reports/{report}", None, {}, 204),
     ]  # fmt: skip

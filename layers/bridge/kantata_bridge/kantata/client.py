@@ -7,7 +7,7 @@ from ``errors.error_from_response``; values checked against Kantata's enumeratio
 
 Repeating requests (see ``retry.py``): GET, PUT, DELETE and ``POST /external_references/create_or_update``
 (an upsert) are repeated with backoff on 429, 5xx, connection errors and timeouts. Plain POST creates (status
-reports, task status sets, custom task statuses) are sent **once**: Kantata has no idempotency key, and a
+reports, stories, task status sets, custom task statuses) are sent **once**: Kantata has no idempotency key, and a
 create that timed out or got a 503 may still have been made, so repeating it in-process could post a report
 twice. The error is raised with ``retryable=True`` and the caller decides: the worker lets SQS redeliver and its
 dedupe (external reference lookup + idempotency record) finds a report that was made after all.
@@ -21,6 +21,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from types import TracebackType
 from typing import Any, Final
 
@@ -44,7 +45,14 @@ from kantata_bridge.kantata.models import (
     ExternalReference,
     ExternalReferenceUpsert,
     Included,
+    NewStory,
+    StatusCategory,
     StatusReport,
+    Story,
+    StoryExternalReference,
+    StoryPriority,
+    StoryType,
+    StoryUpdate,
     TaskStatusSet,
     Workspace,
     WorkspaceTaskStatusSet,
@@ -58,6 +66,10 @@ __all__ = ["DEFAULT_BASE_URL", "MAX_PER_PAGE", "KantataClient", "Page", "RetryPo
 MAX_PER_PAGE: Final = 200  # Kantata's documented maximum for per_page (CONTRACT §3)
 MAX_REFS_PER_FILTER: Final = 200  # external_reference_service_model_refs takes up to 200 ids (CONTRACT §6.1)
 _STATUS_REPORT_INCLUDE: Final = ("external_references", "workspace")
+# Stories are read with their workspace (whose task_statuses say which names the task can take), their
+# tracker links, and the id of their custom status.
+STORY_INCLUDE: Final = ("external_references", "workspace")
+STORY_OPTIONAL_FIELDS: Final = ("custom_task_status_id",)
 _DIGITS = re.compile(r"[0-9]+")
 # RFC 7230 token68-ish: what can go in a header value without requests refusing it. requests' InvalidHeader
 # message quotes the whole header value, so a bad token is refused here first, without echoing it.
@@ -164,10 +176,34 @@ def _refs_param(name: str, refs: Sequence[str]) -> str:
     return ",".join(refs)
 
 
-def _include_param(include: Sequence[str]) -> str | None:
+def _include_param(include: Sequence[str], name: str = "include") -> str | None:
     if isinstance(include, str):
-        raise KantataValueError("include must be a sequence of association names, not a single string")
+        raise KantataValueError(f"{name} must be a sequence of names, not a single string")
     return ",".join(include) if include else None
+
+
+def _story_params(include: Sequence[str], optional_fields: Sequence[str]) -> dict[str, Any]:
+    return _drop_none(
+        {
+            "include": _include_param(include),
+            "optional_fields": _include_param(optional_fields, "optional_fields"),
+        }
+    )
+
+
+def _names_param(name: str, values: Sequence[str | int], check: Callable[[str, Any], str]) -> str:
+    """A non-empty comma list (``only``, ``by_status``): an empty one would match nothing or everything."""
+    if isinstance(values, str):
+        raise KantataValueError(f"{name} must be a sequence, not a single string")
+    if not values:
+        raise KantataValueError(f"{name} must not be empty")
+    items = [check(name + "[]", v) for v in values]
+    for item in items:
+        if "," in item:
+            raise KantataValueError(
+                f"{name}[] must not contain a comma (the list is comma separated); got {item!r}"
+            )
+    return ",".join(items)
 
 
 def _drop_none(params: Mapping[str, Any]) -> dict[str, Any]:
@@ -699,12 +735,144 @@ class KantataClient:
         """Delete an external reference (204)."""
         self._delete(f"/external_references/{_path_id('ref_id', ref_id)}")
 
+    # ------------------------------------------------------------------ stories (tasks)
+
+    def list_stories(
+        self,
+        *,
+        workspace_id: str | int | None = None,
+        external_reference_service_name: str | None = None,
+        external_reference_service_model: str | None = None,
+        external_reference_service_model_ref: str | None = None,
+        external_reference_service_model_refs: Sequence[str] | None = None,
+        only: Sequence[str | int] | None = None,
+        by_status: Sequence[str] | None = None,
+        show_deleted: bool = False,
+        show_archived: bool = False,
+        show_todos: bool = False,
+        include: Sequence[str] = STORY_INCLUDE,
+        optional_fields: Sequence[str] = STORY_OPTIONAL_FIELDS,
+        per_page: int = MAX_PER_PAGE,
+    ) -> Iterator[Story]:
+        """Stories matching the filters, lazily across pages (Kantata's default order: updated_at:desc).
+
+        To find the task linked to a tracker object, give ``external_reference_service_name``, ``_model`` and
+        ``_model_refs`` (CONTRACT §6.7 option A). A numeric ``external_reference_service_model_ref`` is sent as
+        Kantata's integer-typed filter, a non-numeric one as a one-item ``_refs`` list (as for status
+        reports). Kantata hides soft-deleted and archived tasks and To Dos unless ``show_deleted``,
+        ``show_archived`` or ``show_todos``. ``by_status`` filters by status NAME. KantataValueError (nothing
+        sent) for an empty ``only``/``by_status``/refs list, a comma inside one item, or a non-numeric id.
+        """
+        refs = self._model_refs(external_reference_service_model_ref, external_reference_service_model_refs)
+        params = _drop_none(
+            {
+                "workspace_id": _path_id("workspace_id", workspace_id) if workspace_id is not None else None,
+                "external_reference_service_name": external_reference_service_name,
+                "external_reference_service_model": external_reference_service_model,
+                **refs,
+                "only": _names_param("only", only, _path_id) if only is not None else None,
+                "by_status": _names_param("by_status", by_status, check_required)
+                if by_status is not None
+                else None,
+                "show_deleted": "true" if show_deleted else None,
+                "show_archived": "true" if show_archived else None,
+                "show_todos": "true" if show_todos else None,
+                **_story_params(include, optional_fields),
+            }
+        )
+        return self._models("/stories", "stories", Story.from_api, params, per_page=per_page)
+
+    def get_story(
+        self,
+        story_id: str | int,
+        *,
+        include: Sequence[str] = STORY_INCLUDE,
+        show_deleted: bool = False,
+        optional_fields: Sequence[str] = STORY_OPTIONAL_FIELDS,
+    ) -> Story:
+        """One story. NotFoundError (404) if it does not exist or was deleted (unless ``show_deleted``)."""
+        path = f"/stories/{_path_id('story_id', story_id)}"
+        params = _story_params(include, optional_fields)
+        if show_deleted:
+            params["show_deleted"] = "true"
+        return self._one("GET", path, "stories", Story.from_api, params=params, repeatable=True)
+
+    def create_story(
+        self,
+        new_story: NewStory,
+        *,
+        include: Sequence[str] = STORY_INCLUDE,
+        optional_fields: Sequence[str] = STORY_OPTIONAL_FIELDS,
+    ) -> Story:
+        """Create a story (``POST /stories``), returned with its workspace and external references.
+
+        Sent once, never repeated in-process, like ``create_status_report``: a 429/5xx/timeout is raised with
+        ``retryable=True``, and since the create may have been made, the caller looks the task up by its
+        external reference before creating again. KantataValueError (nothing sent) for values Kantata would
+        refuse; ValidationError (422, ``field_errors``) for a status name outside the workspace's set, an
+        unknown workspace and the like.
+        """
+        body = {"story": new_story.to_body()}
+        params = _story_params(include, optional_fields)
+        return self._one(
+            "POST", "/stories", "stories", Story.from_api, params=params, body=body, repeatable=False
+        )
+
+    def update_story(
+        self,
+        story_id: str | int,
+        *,
+        status: str | None = None,
+        state: StatusCategory | None = None,
+        external_reference: StoryExternalReference | None = None,
+        title: str | None = None,
+        description: str | None = None,
+        story_type: StoryType | None = None,
+        priority: StoryPriority | None = None,
+        start_date: str | date | None = None,
+        due_date: str | date | None = None,
+        archived: bool | None = None,
+        include: Sequence[str] = STORY_INCLUDE,
+        optional_fields: Sequence[str] = STORY_OPTIONAL_FIELDS,
+    ) -> Story:
+        """Change a story (``PUT /stories/{id}``; repeated on 429/5xx: the same PUT twice lands once).
+
+        Only the fields given are sent. ``status`` is a status NAME valid in the story's workspace (Kantata sets
+        ``state`` to its category); ``state`` alone moves it to that category's default status; giving both
+        is refused. ``external_reference`` is upserted on the story + its ``service_name`` in the same call.
+        KantataValueError (nothing sent) when nothing would change or a value is outside Kantata's lists;
+        NotFoundError if the story is gone (or soft-deleted); ValidationError (422) for a refused value.
+        """
+        path = f"/stories/{_path_id('story_id', story_id)}"
+        update = StoryUpdate(
+            status=status,
+            state=state,
+            title=title,
+            description=description,
+            story_type=story_type,
+            priority=priority,
+            start_date=start_date,
+            due_date=due_date,
+            archived=archived,
+            external_reference=external_reference,
+        )
+        body = {"story": update.to_body()}
+        params = _story_params(include, optional_fields)
+        return self._one("PUT", path, "stories", Story.from_api, params=params, body=body, repeatable=True)
+
+    def delete_story(self, story_id: str | int) -> None:
+        """Soft-delete a story (204; Kantata sets ``deleted_at``). NotFoundError if it is already gone; a repeat
+        whose first answer was lost counts as done."""
+        self._delete(f"/stories/{_path_id('story_id', story_id)}")
+
     # ------------------------------------------------------------------ workspaces
 
-    def get_workspace(self, workspace_id: str | int) -> Workspace:
-        """One workspace. NotFoundError (404) if missing or archived (Kantata hides archived ones)."""
+    def get_workspace(self, workspace_id: str | int, *, include: Sequence[str] = ()) -> Workspace:
+        """One workspace, with ``task_statuses`` (the names its tasks can take). ``include=("external_references",)``
+        fills ``external_references``. NotFoundError (404) if missing or archived (Kantata hides archived ones)."""
         path = f"/workspaces/{_path_id('workspace_id', workspace_id)}"
-        return self._one("GET", path, "workspaces", Workspace.from_api, repeatable=True)
+        params = _drop_none({"include": _include_param(include)})
+        return self._one("GET", path, "workspaces", Workspace.from_api, params=params, repeatable=True)
 
     def list_workspaces(
         self,
@@ -712,27 +880,28 @@ class KantataClient:
         matching: str | None = None,
         external_reference_service_name: str | None = None,
         external_reference_service_model: str | None = None,
+        external_reference_service_model_ref: str | None = None,
         external_reference_service_model_refs: Sequence[str] | None = None,
         include_archived: bool = False,
+        include: Sequence[str] = (),
         per_page: int = MAX_PER_PAGE,
     ) -> Iterator[Workspace]:
         """Workspaces matching the filters, lazily. ``GET /workspaces`` has its own rate limit: cache results.
 
         ``matching`` is Kantata's word-prefix title search, not an exact match: compare ``title`` yourself.
+        The external-reference filters find a workspace linked to a repository or project (e.g. ``github`` /
+        ``repository`` / ``acme/webapp``); a non-numeric ``external_reference_service_model_ref`` is sent as a
+        one-item ``_refs`` list, as for status reports.
         """
+        refs = self._model_refs(external_reference_service_model_ref, external_reference_service_model_refs)
         params = _drop_none(
             {
                 "matching": matching,
                 "external_reference_service_name": external_reference_service_name,
                 "external_reference_service_model": external_reference_service_model,
-                "external_reference_service_model_refs": (
-                    _refs_param(
-                        "external_reference_service_model_refs", external_reference_service_model_refs
-                    )
-                    if external_reference_service_model_refs is not None
-                    else None
-                ),
+                **refs,
                 "include_archived": "true" if include_archived else None,
+                "include": _include_param(include),
             }
         )
         return self._models("/workspaces", "workspaces", Workspace.from_api, params, per_page=per_page)
