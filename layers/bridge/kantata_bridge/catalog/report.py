@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from kantata_bridge.catalog.apply import ApplyResult
-from kantata_bridge.catalog.plan import Action, ActionKind, Plan, SetPlan
+from kantata_bridge.catalog.plan import REORDER_REASON, Action, ActionKind, Plan, SetPlan
 
 _SIGNS = {
     ActionKind.CREATE_SET: "+",
@@ -56,7 +56,7 @@ def describe_action(action: Action) -> str:
         reason = "Kantata cannot change a category; its tasks fall back to the old category's default"
     elif kind is ActionKind.CREATE_STATUS and action.old_category is not None:
         reason = ""
-    if reason and kind is not ActionKind.REORDER:
+    if reason and not (kind is ActionKind.REORDER and reason == REORDER_REASON):
         text += f" ({reason})"
     return f"{_SIGNS[kind]} {text}"
 
