@@ -445,3 +445,25 @@ def test_a_reorder_interrupted_at_its_last_move_is_finished_by_the_next_apply(
     assert kantata.in_definite_order(set_id), kantata.positions(set_id)
     assert kantata.names(set_id)[:4] == [(s.name, s.category) for s in AXBC]
     assert "No changes" in render_apply(apply_catalog(kantata, one_set(*AXBC)))
+
+
+def test_apply_writes_nothing_when_kantata_changed_since_the_approved_plan() -> None:
+    # Given a plan a person approved
+    kantata = FakeKantata()
+    approved = plan_from_kantata(kantata, one_set())
+    # When someone adds a set with the same name in Kantata before the apply starts
+    kantata.add_set("PROJ")
+    result = apply_catalog(kantata, one_set(), approved=approved)
+    # Then nothing is written and the result says why
+    assert not result.ok
+    assert kantata.writes() == []
+    assert "Kantata changed since the plan was shown" in render_apply(result)
+    assert apply_summary(result)["converged"] is False
+
+
+def test_apply_of_the_approved_plan_runs_when_kantata_did_not_change() -> None:
+    kantata = FakeKantata()
+    approved = plan_from_kantata(kantata, one_set())
+    result = apply_catalog(kantata, one_set(), approved=approved)
+    assert result.ok, render_apply(result)
+    assert len(result.changed) == len(approved.changes)

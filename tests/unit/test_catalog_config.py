@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -204,3 +205,18 @@ def test_any_input_loads_or_fails_with_a_config_error(data: Any) -> None:
     else:
         problems = ("(valid)",)
     assert problems
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"sets: [{name: \xff}]", "not UTF-8 text (byte 14)"),
+        (b"[" * 5000, "nested too deeply"),
+    ],
+    ids=["not-utf8", "deeply-nested"],
+)
+def test_unreadable_content_is_a_config_error(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_bytes(content)
+    with pytest.raises(CatalogConfigError, match=re.escape(expected)):
+        load_config(path)

@@ -95,6 +95,9 @@ def load_config(path: str | Path) -> CatalogConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CatalogConfigError([f"cannot read the file: {exc.strerror or exc}"], source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 text (byte {exc.start}); save the catalog as UTF-8"
+        raise CatalogConfigError([problem], source=str(path)) from None
     return parse_config_text(text, source=str(path))
 
 
@@ -104,6 +107,8 @@ def parse_config_text(text: str, *, source: str | None = None) -> CatalogConfig:
 
     try:
         data = yaml.safe_load(text)
+    except RecursionError:  # PyYAML builds nested collections recursively
+        raise CatalogConfigError(["nested too deeply to be a catalog"], source=source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
