@@ -396,3 +396,24 @@ def test_a_fault_at_any_write_of_an_apply_is_recovered_by_the_next_apply(
                 assert [s.name for s in client.list_task_status_sets()] == [SET_NAME]
                 assert statuses_of(client) == expected, (method, before, fault)
                 assert apply_catalog(client, config, prune=True).changed == ()
+
+
+def test_a_reorder_interrupted_at_its_last_move_converges_when_kantata_inserts_at_the_position(
+    kantata_sandbox: KantataSandbox, client: KantataClient
+) -> None:
+    # Given Kantata holds A, B, C (issue 12, item 1; the sandbox reads `position` as "insert here")
+    abc = (DesiredStatus("A", "not started"), DesiredStatus("B", "started"), DesiredStatus("C", "completed"))
+    axbc = (abc[0], DesiredStatus("X", "started"), *abc[1:])
+    assert apply_catalog(client, CatalogConfig((DesiredSet(SET_NAME, abc),))).ok
+    # When applying A, X, B, C and the 4th write (the move of C, the third PUT) fails
+    kantata_sandbox.clear_requests()
+    kantata_sandbox.faults.script([None, None, 503], method="PUT", path_prefix="/custom_task_statuses")
+    config = CatalogConfig((DesiredSet(SET_NAME, axbc),))
+    assert not apply_catalog(client, config).ok
+    assert len(writes(kantata_sandbox)) == 4
+    kantata_sandbox.faults.clear()
+    # Then the next apply leaves the four in order at distinct positions, and a re-apply changes nothing
+    assert apply_catalog(client, config).ok
+    (found,) = [s for s in client.list_task_status_sets() if s.name == SET_NAME]
+    assert [(s.status, s.position) for s in found.statuses][:4] == [("A", 0), ("X", 1), ("B", 2), ("C", 3)]
+    assert apply_catalog(client, config).changed == ()

@@ -3,7 +3,10 @@
 It keeps Kantata's documented rules (four default statuses in a new set, a status name unique in its set,
 a category that never changes) and the sandbox's choices (case-insensitive names, positions contiguous from
 0 with insert-at semantics, the last status of a category cannot be deleted). ``insert_positions=False``
-switches to plain stored position numbers, so the planner is checked under both readings of ``position``.
+switches to plain stored position numbers, so the planner is checked under both readings of ``position``:
+then two statuses can share a position, or leave a gap, as an interrupted reorder or a delete does. Kantata
+does not promise how it lists statuses that share a position; ``ties_newest_first`` lists them newest
+first instead of oldest first, so a planner that breaks ties by id is caught either way.
 ``fail_on`` makes the n-th write of a kind fail, to test recovery.
 """
 
@@ -35,6 +38,7 @@ class _Status:
 @dataclass
 class FakeKantata:
     insert_positions: bool = True
+    ties_newest_first: bool = False
     sets: dict[str, str] = field(default_factory=dict)  # id -> name
     statuses: dict[str, _Status] = field(default_factory=dict)
     workspaces: dict[int, str | None] = field(default_factory=dict)  # id -> set id
@@ -55,7 +59,16 @@ class FakeKantata:
         return set_id
 
     def names(self, set_id: str) -> list[tuple[str, str]]:
-        return [(s.name, s.category) for s in self._of(set_id)]
+        return [(s.name, s.category) for s in self._listed(set_id)]
+
+    def positions(self, set_id: str) -> list[tuple[str, int]]:
+        """(name, position) as Kantata lists them."""
+        return [(s.name, s.position) for s in self._listed(set_id)]
+
+    def in_definite_order(self, set_id: str) -> bool:
+        """Whether the positions say the order on their own: distinct and without gaps."""
+        positions = sorted(s.position for s in self._of(set_id))
+        return positions == list(range(positions[0], positions[0] + len(positions))) if positions else True
 
     def set_id(self, name: str) -> str:
         return next(k for k, v in self.sets.items() if v == name)
@@ -66,6 +79,14 @@ class FakeKantata:
     def _of(self, set_id: str) -> list[_Status]:
         return sorted(
             (s for s in self.statuses.values() if s.set_id == set_id), key=lambda s: (s.position, int(s.id))
+        )
+
+    def _listed(self, set_id: str) -> list[_Status]:
+        """The set's statuses in the order Kantata lists them: by position, ties as ``ties_newest_first``."""
+        sign = -1 if self.ties_newest_first else 1
+        return sorted(
+            (s for s in self.statuses.values() if s.set_id == set_id),
+            key=lambda s: (s.position, sign * int(s.id)),
         )
 
     def _call(self, name: str, *args: object) -> None:
@@ -92,7 +113,7 @@ class FakeKantata:
     def _set(self, set_id: str) -> TaskStatusSet:
         statuses = tuple(
             CustomTaskStatus(s.id, s.name, s.category, s.position, int(s.set_id))  # type: ignore[arg-type]
-            for s in self._of(set_id)
+            for s in self._listed(set_id)
         )
         return TaskStatusSet(set_id, self.sets[set_id], tuple(s.id for s in statuses), statuses)
 

@@ -184,11 +184,21 @@ def test_apply_converges_from_any_state_and_then_is_idempotent(
         ]
     ),
     nth=st.integers(min_value=1, max_value=6),
+    insert_positions=st.booleans(),
+    ties_newest_first=st.booleans(),
 )
 def test_an_apply_interrupted_at_any_write_is_finished_by_the_next(
-    desired: list[tuple[str, str]], current: list[tuple[str, str]], prune: bool, failing: str, nth: int
+    desired: list[tuple[str, str]],
+    current: list[tuple[str, str]],
+    prune: bool,
+    failing: str,
+    nth: int,
+    insert_positions: bool,
+    ties_newest_first: bool,
 ) -> None:
-    kantata = FakeKantata(fail_on={failing: nth})
+    kantata = FakeKantata(
+        fail_on={failing: nth}, insert_positions=insert_positions, ties_newest_first=ties_newest_first
+    )
     if current:
         present = {c for _, c in current}
         taken = {status_key(n) for n, _ in current}
@@ -206,7 +216,43 @@ def test_an_apply_interrupted_at_any_write_is_finished_by_the_next(
     assert result.remaining is not None
     assert result.remaining.changes == ()
     assert kantata.names(kantata.set_id("PROJ"))[: len(desired)] == desired
+    assert kantata.in_definite_order(kantata.set_id("PROJ"))
     assert len(kantata.sets) == 1
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    desired=statuses(min_size=1),
+    current=statuses(min_size=0),
+    data=st.data(),
+    prune=st.booleans(),
+    ties_newest_first=st.booleans(),
+)
+def test_tied_or_gapped_positions_are_drift_that_apply_repairs(
+    desired: list[tuple[str, str]],
+    current: list[tuple[str, str]],
+    data: st.DataObject,
+    prune: bool,
+    ties_newest_first: bool,
+) -> None:
+    # Given a Kantata that stores positions as sent, holding statuses at any positions (ties, gaps)
+    kantata = FakeKantata(insert_positions=False, ties_newest_first=ties_newest_first)
+    present, taken = {c for _, c in current}, {status_key(n) for n, _ in current}
+    current += [(f"{c} #2" if c in taken else c, c) for c in STATUS_CATEGORIES if c not in present]
+    set_id = kantata.add_set("PROJ", current)
+    for status in [s for s in kantata.statuses.values() if s.set_id == set_id]:
+        status.position = data.draw(st.integers(min_value=0, max_value=len(current) + 2))
+    config = one_set(*(DesiredStatus(n, c) for n, c in desired))  # type: ignore[arg-type]
+
+    # When applying, Then the positions say the order on their own, and a re-apply changes nothing
+    result = apply_catalog(kantata, config, prune=prune)
+
+    assert result.ok, render_apply(result)
+    assert result.remaining is not None
+    assert result.remaining.changes == ()
+    assert kantata.in_definite_order(set_id), kantata.positions(set_id)
+    assert kantata.names(set_id)[: len(desired)] == desired
+    assert apply_catalog(kantata, config, prune=prune).changed == ()
 
 
 def test_drift_renamed_in_kantata_is_renamed_back_on_the_next_apply() -> None:
@@ -359,3 +405,65 @@ def test_an_apply_with_nothing_to_change_reads_kantata_once() -> None:
     # Then Kantata's sets are listed once (not once per phase) and nothing is written
     assert result.changed == ()
     assert [name for name, _ in kantata.calls] == ["list_task_status_sets"]
+
+
+ABC = (DesiredStatus("A", "not started"), DesiredStatus("B", "started"), DesiredStatus("C", "completed"))
+AXBC = (ABC[0], DesiredStatus("X", "started"), *ABC[1:])
+
+
+@pytest.mark.parametrize("ties_newest_first", [False, True], ids=["ties-oldest-first", "ties-newest-first"])
+@pytest.mark.parametrize("insert_positions", [True, False], ids=["insert-at", "stored-number"])
+def test_a_reorder_interrupted_at_its_last_move_is_finished_by_the_next_apply(
+    insert_positions: bool, ties_newest_first: bool
+) -> None:
+    # Given Kantata holds A, B, C (issue 12, item 1)
+    kantata = FakeKantata(insert_positions=insert_positions, ties_newest_first=ties_newest_first)
+    assert apply_catalog(kantata, one_set(*ABC)).ok
+    set_id = kantata.set_id("PROJ")
+    # When applying A, X, B, C and the 4th write (the move of C) fails for good
+    kantata.calls.clear()
+    kantata.fail_on = {"update_custom_task_status": 3}
+    stopped = apply_catalog(kantata, one_set(*AXBC))
+    assert not stopped.ok
+    assert kantata.writes()[3] == "update_custom_task_status"
+    assert kantata.calls[-1][1][0] == next(s.id for s in kantata.statuses.values() if s.name == "C")
+    if not insert_positions:  # Kantata stored the numbers as sent: B and C share position 2
+        assert kantata.positions(set_id)[:4] in (
+            [("A", 0), ("X", 1), ("B", 2), ("C", 2)],
+            [("A", 0), ("X", 1), ("C", 2), ("B", 2)],
+        )
+    kantata.fail_on = {}
+
+    # Then the next plan sees the tie as drift (never "in step" by breaking it by id), and apply repairs it
+    plan = plan_from_kantata(kantata, one_set(*AXBC))
+    if insert_positions:  # Kantata shifted the others on each move: A, X, B, C already
+        assert plan.changes == ()
+    else:
+        assert [a.kind for a in plan.changes] == [ActionKind.REORDER]
+    again = apply_catalog(kantata, one_set(*AXBC))
+    assert again.ok, render_apply(again)
+    assert kantata.in_definite_order(set_id), kantata.positions(set_id)
+    assert kantata.names(set_id)[:4] == [(s.name, s.category) for s in AXBC]
+    assert "No changes" in render_apply(apply_catalog(kantata, one_set(*AXBC)))
+
+
+def test_apply_writes_nothing_when_kantata_changed_since_the_approved_plan() -> None:
+    # Given a plan a person approved
+    kantata = FakeKantata()
+    approved = plan_from_kantata(kantata, one_set())
+    # When someone adds a set with the same name in Kantata before the apply starts
+    kantata.add_set("PROJ")
+    result = apply_catalog(kantata, one_set(), approved=approved)
+    # Then nothing is written and the result says why
+    assert not result.ok
+    assert kantata.writes() == []
+    assert "Kantata changed since the plan was shown" in render_apply(result)
+    assert apply_summary(result)["converged"] is False
+
+
+def test_apply_of_the_approved_plan_runs_when_kantata_did_not_change() -> None:
+    kantata = FakeKantata()
+    approved = plan_from_kantata(kantata, one_set())
+    result = apply_catalog(kantata, one_set(), approved=approved)
+    assert result.ok, render_apply(result)
+    assert len(result.changed) == len(approved.changes)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +110,55 @@ def test_only_one_account_default_and_one_set_per_workspace() -> None:
     assert any("sets[1].workspaces: workspace 5 is also given to sets[0]" in p for p in problems)
 
 
+def a_set(name: str, category: str = "completed", **overrides: Any) -> dict[str, Any]:
+    return {"name": name, "statuses": [{"name": "Done", "category": category}], **overrides}
+
+
+INVALID_A = a_set("A", category="closed")  # an invalid status category
+A_PROBLEM = ".statuses[0].category: must be one of"
+
+
+@pytest.mark.parametrize(
+    ("sets", "expected"),
+    [
+        ([INVALID_A, a_set("B"), a_set("B")], "sets[2].name: 'B' is already used by sets[1]"),
+        ([INVALID_A, a_set("A")], "sets[1].name: 'A' is already used by sets[0]"),
+        (
+            [dict(INVALID_A, account_default=True), a_set("B", account_default=True)],
+            "sets[1].account_default: only one set can be the account default (sets[0] already is)",
+        ),
+        (
+            [dict(INVALID_A, workspaces=[7]), a_set("B", workspaces=[7])],
+            "sets[1].workspaces: workspace 7 is also given to sets[0]",
+        ),
+        (
+            [a_set("B", workspaces=[7]), dict(INVALID_A, workspaces=[7])],
+            "sets[1].workspaces: workspace 7 is also given to sets[0]",
+        ),
+        (
+            [INVALID_A, a_set("B"), a_set("C", previous_names=["B"])],
+            "sets[2].previous_names[0]: 'B' is already used by sets[1]",
+        ),
+    ],
+    ids=[
+        "duplicate-after-invalid",
+        "clash-with-invalid",
+        "default",
+        "workspace",
+        "workspace-later",
+        "previous",
+    ],
+)
+def test_clashes_are_reported_with_the_right_key_when_a_set_is_invalid(
+    sets: list[dict[str, Any]], expected: str
+) -> None:
+    # Given a catalog whose set A is invalid (every problem at once, each with its key)
+    problems = problems_of({"version": 1, "sets": sets})
+    # Then A's own problem and the clash are both reported, each with its own key
+    assert any(A_PROBLEM in p for p in problems), problems
+    assert any(expected in p for p in problems), problems
+
+
 def test_every_problem_is_reported_at_once() -> None:
     data = one_set(tracker="x", statuses=[{"name": "", "category": "nope"}])
     assert len(problems_of(data)) == 3
@@ -155,3 +205,18 @@ def test_any_input_loads_or_fails_with_a_config_error(data: Any) -> None:
     else:
         problems = ("(valid)",)
     assert problems
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"sets: [{name: \xff}]", "not UTF-8 text (byte 14)"),
+        (b"[" * 5000, "nested too deeply"),
+    ],
+    ids=["not-utf8", "deeply-nested"],
+)
+def test_unreadable_content_is_a_config_error(tmp_path: Path, content: bytes, expected: str) -> None:
+    path = tmp_path / "catalog.yaml"
+    path.write_bytes(content)
+    with pytest.raises(CatalogConfigError, match=re.escape(expected)):
+        load_config(path)

@@ -355,3 +355,41 @@ def test_set_renamed_in_kantata_is_renamed_back_through_its_pinned_id() -> None:
     plan = plan_catalog(catalog(), [kantata_set("1", "Someone's rename", IN_STEP)], pins=pins)
     (rename,) = plan.actions
     assert (rename.kind, rename.name, rename.new_name) == (ActionKind.RENAME_SET, "Someone's rename", "PROJ")
+
+
+def tied(statuses: Sequence[tuple[str, str, int]], *, reverse: bool = False) -> TaskStatusSet:
+    """A Kantata set whose statuses carry the given positions, listed in the given order."""
+    items = tuple(
+        CustomTaskStatus(str(100 + i), name, category, position, 1)  # type: ignore[arg-type]
+        for i, (name, category, position) in enumerate(statuses)
+    )
+    if reverse:
+        items = items[::-1]
+    return TaskStatusSet("1", "PROJ", tuple(s.id for s in items), items)
+
+
+@pytest.mark.parametrize("reverse", [False, True], ids=["listed-by-id", "listed-against-id"])
+def test_statuses_sharing_a_position_are_drift_whatever_order_kantata_lists_them_in(reverse: bool) -> None:
+    # Given "In Progress" and "Blocked" both at position 1 (an interrupted reorder, positions stored as sent)
+    current = [("To Do", "not started", 0), ("In Progress", "started", 1), ("Blocked", "needs info", 1)]
+    plan = plan_catalog(catalog(), [tied([*current, ("Done", "completed", 2)], reverse=reverse)])
+    # Then the plan rewrites the positions from the first status not at its own, and says why
+    (reorder,) = plan.actions
+    assert [(m.name, m.position) for m in reorder.moves] == [("Blocked", 2), ("Done", 3)]
+    assert reorder.reason == (
+        '"In Progress" and "Blocked" share position 1 in Kantata, so their order is not definite'
+    )
+    assert '"In Progress" and "Blocked" share position 1' in render_plan(plan)
+
+
+def test_gapped_positions_are_drift_renumbered_from_the_gap() -> None:
+    current = [("To Do", "not started", 0), ("In Progress", "started", 1), ("Blocked", "needs info", 3)]
+    plan = plan_catalog(catalog(), [tied([*current, ("Done", "completed", 4)])])
+    (reorder,) = plan.actions
+    assert [(m.name, m.position) for m in reorder.moves] == [("Blocked", 2), ("Done", 3)]
+    assert "gaps (0, 1, 3, 4)" in reorder.reason
+
+
+def test_positions_need_not_start_at_zero() -> None:
+    plan = plan_catalog(catalog(), [tied([(n, c, i + 1) for i, (n, c) in enumerate(IN_STEP)])])
+    assert plan.actions == ()

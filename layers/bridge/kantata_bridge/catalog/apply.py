@@ -132,15 +132,29 @@ def _read_and_plan(
 
 
 def apply_catalog(
-    kantata: CatalogKantata, config: CatalogConfig, *, prune: bool = False, pins: CatalogPins | None = None
+    kantata: CatalogKantata,
+    config: CatalogConfig,
+    *,
+    prune: bool = False,
+    pins: CatalogPins | None = None,
+    approved: Plan | None = None,
 ) -> ApplyResult:
     """Reconcile Kantata with the catalog, phase by phase, re-planning from Kantata before each phase.
 
     Never raises a KantataError from a write: the failed action and Kantata's reason are recorded and the run
     stops there (the next run re-plans and carries on). A KantataError while reading Kantata propagates, since
-    nothing sensible can be planned without the state.
+    nothing sensible can be planned without the state. ``approved``: the plan a person reviewed; when
+    Kantata changed since, so the changes planned now differ, nothing is written and the result says why.
     """
     state, planned = _read_and_plan(kantata, config, prune=prune, pins=pins)
+    if approved is not None and planned.changes != approved.changes:
+        return ApplyResult(
+            planned,
+            errors=(
+                "Kantata changed since the plan was shown, so the changes to make are not the ones approved; "
+                "nothing was written. Run apply again to review the new plan.",
+            ),
+        )
     plan = planned
     outcomes: list[Outcome] = []
     # Statuses made in this run, by (set id, name key): a placeholder is deleted later in the same phase.

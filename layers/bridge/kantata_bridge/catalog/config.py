@@ -95,6 +95,9 @@ def load_config(path: str | Path) -> CatalogConfig:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CatalogConfigError([f"cannot read the file: {exc.strerror or exc}"], source=str(path)) from None
+    except UnicodeDecodeError as exc:
+        problem = f"not UTF-8 text (byte {exc.start}); save the catalog as UTF-8"
+        raise CatalogConfigError([problem], source=str(path)) from None
     return parse_config_text(text, source=str(path))
 
 
@@ -104,6 +107,8 @@ def parse_config_text(text: str, *, source: str | None = None) -> CatalogConfig:
 
     try:
         data = yaml.safe_load(text)
+    except RecursionError:  # PyYAML builds nested collections recursively
+        raise CatalogConfigError(["nested too deeply to be a catalog"], source=source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark is not None else ""
@@ -129,37 +134,56 @@ def parse_config(data: Any, *, source: str | None = None) -> CatalogConfig:
         raise CatalogConfigError(problems, source=source)
 
     sets: list[DesiredSet] = []
+    claims: list[_Claims] = []
     for index, raw in enumerate(raw_sets):
-        parsed = _parse_set(raw, f"sets[{index}]", problems)
+        parsed, claim = _parse_set(raw, f"sets[{index}]", problems)
+        claims.append(claim)
         if parsed is not None:
             sets.append(parsed)
+    # Across sets, from what each set claims even when the rest of it is invalid: every problem at once,
+    # each under the key of the set it is in (the position in the file, not among the valid sets).
+    problems.extend(_clashes(claims))
+    if problems:
+        raise CatalogConfigError(problems, source=source)
+    return CatalogConfig(sets=tuple(sets))
 
+
+@dataclass(frozen=True, slots=True)
+class _Claims:
+    """What one set claims across the catalog (the parts of it that are valid), for the clash checks."""
+
+    names: tuple[tuple[str, str], ...] = ()  # (key, name): its name and previous names
+    account_default: bool = False
+    workspaces: tuple[int, ...] = ()
+
+
+def _clashes(claims: Sequence[_Claims]) -> list[str]:
+    """Names, the account default and workspaces claimed by more than one set, each under its own key."""
+    problems: list[str] = []
     seen_names: dict[str, int] = {}
-    for index, desired in enumerate(sets):
-        for name in (desired.name, *desired.previous_names):
+    for index, claim in enumerate(claims):
+        for key, name in claim.names:
             if name in seen_names and seen_names[name] != index:
                 problems.append(
-                    f"sets[{index}].name: {name!r} is already used by sets[{seen_names[name]}] "
+                    f"{key}: {name!r} is already used by sets[{seen_names[name]}] "
                     "(set names and previous_names must be unique across the catalog)"
                 )
             seen_names.setdefault(name, index)
-    defaults = [i for i, s in enumerate(sets) if s.account_default]
+    defaults = [i for i, c in enumerate(claims) if c.account_default]
     if len(defaults) > 1:
-        problems.append(
-            f"sets[{defaults[1]}].account_default: only one set can be the account default "
-            f"(sets[{defaults[0]}] already is)"
+        problems.extend(
+            f"sets[{i}].account_default: only one set can be the account default (sets[{defaults[0]}] already is)"
+            for i in defaults[1:]
         )
     claimed: dict[int, int] = {}
-    for index, desired in enumerate(sets):
-        for workspace in desired.workspaces:
+    for index, claim in enumerate(claims):
+        for workspace in claim.workspaces:
             if workspace in claimed and claimed[workspace] != index:
                 problems.append(
                     f"sets[{index}].workspaces: workspace {workspace} is also given to sets[{claimed[workspace]}]"
                 )
             claimed.setdefault(workspace, index)
-    if problems:
-        raise CatalogConfigError(problems, source=source)
-    return CatalogConfig(sets=tuple(sets))
+    return problems
 
 
 def _parse_name(value: Any, key: str, problems: list[str]) -> str | None:
@@ -176,6 +200,11 @@ def _parse_name(value: Any, key: str, problems: list[str]) -> str | None:
 
 
 def _parse_names(value: Any, key: str, problems: list[str]) -> tuple[str, ...]:
+    return tuple(name for _, name in _parse_keyed_names(value, key, problems))
+
+
+def _parse_keyed_names(value: Any, key: str, problems: list[str]) -> tuple[tuple[str, str], ...]:
+    """The valid names of a list, each with its key (``key[i]``)."""
     if value is None:
         return ()
     if not isinstance(value, list):
@@ -185,7 +214,7 @@ def _parse_names(value: Any, key: str, problems: list[str]) -> tuple[str, ...]:
     for i, item in enumerate(value):
         name = _parse_name(item, f"{key}[{i}]", problems)
         if name is not None:
-            out.append(name)
+            out.append((f"{key}[{i}]", name))
     return tuple(out)
 
 
@@ -195,10 +224,11 @@ def _check_keys(raw: Mapping[Any, Any], allowed: frozenset[str], key: str, probl
         problems.append(f"{key}: unknown key(s) {', '.join(unknown)} (allowed: {', '.join(sorted(allowed))})")
 
 
-def _parse_set(raw: Any, key: str, problems: list[str]) -> DesiredSet | None:
+def _parse_set(raw: Any, key: str, problems: list[str]) -> tuple[DesiredSet | None, _Claims]:
+    """The set (None if it is invalid) and what it claims across the catalog (even if it is invalid)."""
     if not isinstance(raw, Mapping):
         problems.append(f"{key}: must be a mapping with 'name' and 'statuses'; got {raw!r}")
-        return None
+        return None, _Claims()
     _check_keys(raw, _SET_KEYS, key, problems)
     name = _parse_name(raw.get("name"), f"{key}.name", problems)
     tracker = raw.get("tracker")
@@ -207,7 +237,8 @@ def _parse_set(raw: Any, key: str, problems: list[str]) -> DesiredSet | None:
     workflow = raw.get("workflow")
     if workflow is not None and not isinstance(workflow, str | int):
         problems.append(f"{key}.workflow: must be a string (Jira project key or GitHub owner/repo)")
-    previous = _parse_names(raw.get("previous_names"), f"{key}.previous_names", problems)
+    keyed_previous = _parse_keyed_names(raw.get("previous_names"), f"{key}.previous_names", problems)
+    previous = tuple(p for _, p in keyed_previous)
     if name is not None and name in previous:
         problems.append(f"{key}.previous_names: contains the set's own name {name!r}")
 
@@ -233,9 +264,15 @@ def _parse_set(raw: Any, key: str, problems: list[str]) -> DesiredSet | None:
         account_default = False
 
     statuses = _parse_statuses(raw.get("statuses"), f"{key}.statuses", problems)
+    names = ((f"{key}.name", name),) if name is not None else ()
+    claims = _Claims(
+        names=names + tuple((k, p) for k, p in keyed_previous if p != name),
+        account_default=account_default,
+        workspaces=tuple(workspaces),
+    )
     if name is None or statuses is None:
-        return None
-    return DesiredSet(
+        return None, claims
+    desired = DesiredSet(
         name=name,
         statuses=statuses,
         tracker=cast(str | None, tracker) if tracker in TRACKERS else None,
@@ -244,6 +281,7 @@ def _parse_set(raw: Any, key: str, problems: list[str]) -> DesiredSet | None:
         workspaces=tuple(workspaces),
         account_default=account_default,
     )
+    return desired, claims
 
 
 def _workspace_id(value: Any) -> int | None:

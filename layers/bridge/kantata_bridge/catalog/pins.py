@@ -59,6 +59,8 @@ class CatalogPins:
             data: Any = json.loads(text)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise PinsError(f"the pins are not JSON: {exc}") from None
+        except RecursionError:
+            raise PinsError("the pins are nested too deeply to be pins") from None
         if not isinstance(data, Mapping) or data.get("version") != PINS_VERSION:
             raise PinsError(f"the pins must be an object with version {PINS_VERSION}")
         raw_sets = data.get("sets")

@@ -19,6 +19,10 @@ Matching rules (documented in docs/catalog.md):
   default), so the last status of a category is kept, or a placeholder named as the category is added when a
   replace would empty it.
 - The desired statuses come first, in the configured order; kept extras follow in their current order.
+  The order is in step only when the positions say it on their own: distinct and without gaps. Kantata does
+  not promise how it lists statuses that share a position, so a tie is never broken by id: tied or gapped
+  positions (an interrupted reorder leaves them when Kantata stores ``position`` as sent) are drift, and the
+  reorder rewrites them.
 
 Actions come in phases, and ``apply`` re-plans from Kantata's real state before each phase, so later phases
 always work with real ids: 1 set create/rename; 2 status renames, creates, deletes, replacement creates;
@@ -28,6 +32,7 @@ always work with real ids: 1 set create/rename; 2 status renames, creates, delet
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
@@ -60,6 +65,9 @@ PHASES: Final[Mapping[ActionKind, int]] = {
     ActionKind.MAKE_DEFAULT: 4,
 }
 LAST_PHASE: Final = 4
+
+
+REORDER_REASON: Final = "desired statuses first, in the configured order; kept extras after them"
 
 
 @dataclass(frozen=True, slots=True)
@@ -297,10 +305,12 @@ def _plan_set(
     if found is None:
         set_id: str | None = None
         # What Kantata puts in a new set, so the plan shows the defaults being reused.
-        current = [_Current(None, c, c, i + 1) for i, c in enumerate(STATUS_CATEGORIES)]
+        current = [_Current(None, c, c, i) for i, c in enumerate(STATUS_CATEGORIES)]
     else:
         set_id = found.id
-        current = [_Current(s.id, s.status, s.category, s.position) for s in found.statuses]
+        # By position; statuses that share one stay in the order Kantata listed them (nothing relies on it).
+        ordered = sorted(found.statuses, key=lambda s: s.position)
+        current = [_Current(s.id, s.status, s.category, s.position) for s in ordered]
 
     status_plan = _plan_statuses(desired, set_id, current, prune=prune, pinned=pinned)
     actions.extend(status_plan.steps)
@@ -516,9 +526,19 @@ def _sequence(
     placeholders: list[_Current] = []
 
     def add(action: Action) -> None:
+        # Kantata appends a new status: after the highest position.
+        position = max((c.position for c in final if c.position is not None), default=-1) + 1
         out.steps.append(action)
-        final.append(_Current(None, action.name or "", action.category or "", None))
+        final.append(_Current(None, action.name or "", action.category or "", position))
         counts[action.category or ""] = counts.get(action.category or "", 0) + 1
+
+    def remove(obj: _Current) -> None:
+        # Assumes Kantata closes the gap (acts_as_list, the sandbox's reading). If it keeps the numbers
+        # instead, the reorder phase re-reads Kantata, sees the gap and closes it.
+        final.remove(obj)
+        for other in final:
+            if obj.position is not None and other.position is not None and other.position > obj.position:
+                other.position -= 1
 
     def delete(obj: _Current, action: Action) -> None:
         category = obj.category
@@ -537,7 +557,7 @@ def _sequence(
             )
             placeholders.append(final[-1])
         out.steps.append(action)
-        final.remove(by_obj[id(obj)])
+        remove(by_obj[id(obj)])
         counts[category] -= 1
 
     for obj, action in renames:
@@ -562,7 +582,7 @@ def _sequence(
                     reason="the placeholder is no longer needed",
                 )
             )
-            final.remove(placeholder)
+            remove(placeholder)
             counts[placeholder.category] -= 1
         else:
             out.warnings.append(
@@ -589,6 +609,8 @@ def _category(value: str) -> StatusCategory | None:
 def _plan_order(desired: DesiredSet, set_id: str | None, final: Sequence[_Current]) -> Action | None:
     """A reorder if the statuses would not be in the wanted order after the other steps.
 
+    In order means: each status of the wanted order at the lowest position plus its index, so positions are
+    distinct and gapless. Two statuses at one position are out of order whatever order Kantata lists them in.
     The simulation assumes Kantata appends a new status at the end; apply re-plans after creating, so the
     moves it sends come from the real positions whatever Kantata did.
     """
@@ -596,36 +618,51 @@ def _plan_order(desired: DesiredSet, set_id: str | None, final: Sequence[_Curren
     wanted = set(wanted_keys)
     by_key = {c.key: c for c in final if c.key in wanted}
     target = [by_key[k] for k in wanted_keys] + [c for c in final if c.key not in wanted]
-    if [id(c) for c in final] == [id(c) for c in target]:
+    positions = [c.position for c in final if c.position is not None]
+    base = min(positions, default=0)
+    if all(c.position == base + index for index, c in enumerate(target)):
         return None
-    order = tuple(c.name for c in target)
     moves: tuple[Move, ...] = ()
     if all(c.id is not None and c.position is not None for c in final):
-        moves = _moves(final, target)
+        moves = _moves(target, base)
     return Action(
         ActionKind.REORDER,
         desired.name,
         set_id=set_id,
-        order=order,
+        order=tuple(c.name for c in target),
         moves=moves,
-        reason="desired statuses first, in the configured order; kept extras after them",
+        reason=_order_reason(target),
     )
 
 
-def _moves(final: Sequence[_Current], target: Sequence[_Current]) -> tuple[Move, ...]:
-    """Position updates that turn ``final`` (by position) into ``target``.
+def _order_reason(target: Sequence[_Current]) -> str:
+    """Why the order is rewritten: the usual reason, or the tie or gap in Kantata's positions (statuses
+    named in the wanted order, so the reason does not depend on the order Kantata lists a tie in)."""
+    by_position: dict[int, list[str]] = {}
+    for c in target:
+        if c.id is not None and c.position is not None:
+            by_position.setdefault(c.position, []).append(c.name)
+    tied = next(((p, names) for p, names in sorted(by_position.items()) if len(names) > 1), None)
+    if tied is not None:
+        names = " and ".join(json.dumps(n, ensure_ascii=False) for n in tied[1])
+        return f"{names} share position {tied[0]} in Kantata, so their order is not definite"
+    held = sorted(by_position)
+    if held and held != list(range(held[0], held[0] + len(held))):
+        return "Kantata's positions have gaps (" + ", ".join(map(str, held)) + "); they are renumbered"
+    return REORDER_REASON
 
-    Every status from the first one out of place onwards gets the next position after the last one in
-    place, in target order. That is right whether Kantata inserts at a position (shifting the others, like
-    acts_as_list) or just stores the number: the statuses in place keep lower positions either way.
+
+def _moves(target: Sequence[_Current], base: int) -> tuple[Move, ...]:
+    """Position updates that put ``target`` at ``base``, ``base + 1``, … .
+
+    Every status from the first one not at its position onwards is sent its position, in target order.
+    That is right whether Kantata inserts at a position (shifting the others, like acts_as_list: the
+    statuses before it are in place, so inserting at ``base + i`` puts it at index ``i``) or just stores
+    the number (each status gets exactly its number, which also separates a tie).
     """
-    first = next((i for i, (a, b) in enumerate(zip(final, target, strict=True)) if a is not b), len(target))
-    if first == len(target):
-        return ()
-    positions = [c.position for c in final if c.position is not None]
-    # Right after the last status in place, or where the list starts now.
-    start = (target[first - 1].position or 0) + 1 if first > 0 else min(positions, default=1)
+    first = next((i for i, c in enumerate(target) if c.position != base + i), len(target))
     return tuple(
-        Move(status_id=c.id or "", name=c.name, position=start + offset)
-        for offset, c in enumerate(target[first:])
+        Move(status_id=c.id or "", name=c.name, position=base + index)
+        for index, c in enumerate(target)
+        if index >= first
     )

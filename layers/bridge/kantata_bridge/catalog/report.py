@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from kantata_bridge.catalog.apply import ApplyResult
-from kantata_bridge.catalog.plan import Action, ActionKind, Plan, SetPlan
+from kantata_bridge.catalog.plan import REORDER_REASON, Action, ActionKind, Plan, SetPlan
 
 _SIGNS = {
     ActionKind.CREATE_SET: "+",
@@ -18,6 +18,24 @@ _SIGNS = {
     ActionKind.ASSIGN_WORKSPACES: "→",
     ActionKind.MAKE_DEFAULT: "*",
 }
+
+
+# ANSI colours, used only when the caller asks (the CLI: stdout is a terminal and NO_COLOR is not set).
+_COLOURS = {
+    ActionKind.CREATE_SET: "32",  # green: something is added
+    ActionKind.CREATE_STATUS: "32",
+    ActionKind.RENAME_SET: "33",  # yellow: changed in place
+    ActionKind.RENAME_STATUS: "33",
+    ActionKind.DELETE_STATUS: "31",  # red: something goes
+    ActionKind.REORDER: "36",  # cyan: moved, assigned, re-sent
+    ActionKind.ASSIGN_WORKSPACES: "36",
+    ActionKind.MAKE_DEFAULT: "36",
+}
+_RED, _YELLOW, _GREEN, _BOLD = "31", "33", "32", "1"
+
+
+def _paint(text: str, code: str, colour: bool) -> str:
+    return f"\x1b[{code}m{text}\x1b[0m" if colour else text
 
 
 def _q(name: str | None) -> str:
@@ -56,7 +74,7 @@ def describe_action(action: Action) -> str:
         reason = "Kantata cannot change a category; its tasks fall back to the old category's default"
     elif kind is ActionKind.CREATE_STATUS and action.old_category is not None:
         reason = ""
-    if reason and kind is not ActionKind.REORDER:
+    if reason and not (kind is ActionKind.REORDER and reason == REORDER_REASON):
         text += f" ({reason})"
     return f"{_SIGNS[kind]} {text}"
 
@@ -69,23 +87,24 @@ def _set_heading(set_plan: SetPlan) -> str:
     return f"Task status set {_q(desired.name)}{where}, {ident}:"
 
 
-def render_plan(plan: Plan) -> str:
-    """The plan as text: per set, each action, each kept extra, warnings and errors, then a total line."""
+def render_plan(plan: Plan, *, colour: bool = False) -> str:
+    """The plan as text: per set, each action, each kept extra, warnings and errors, then a total line.
+    ``colour``: ANSI colours by kind of step (for a terminal)."""
     lines: list[str] = []
     for set_plan in plan.sets:
-        lines.append(_set_heading(set_plan))
+        lines.append(_paint(_set_heading(set_plan), _BOLD, colour))
         for error in set_plan.errors:
-            lines.append(f"  ERROR {error}")
+            lines.append(_paint(f"  ERROR {error}", _RED, colour))
         if not set_plan.errors and not set_plan.changes:
             lines.append("  no changes")
         for action in set_plan.actions:
-            lines.append(f"  {describe_action(action)}")
+            lines.append(_paint(f"  {describe_action(action)}", _COLOURS[action.kind], colour))
         for kept in set_plan.kept:
             lines.append(f"  = keep status {_q(kept.name)} [{kept.category}]: {kept.reason}")
         for warning in set_plan.warnings:
-            lines.append(f"  WARNING {warning}")
+            lines.append(_paint(f"  WARNING {warning}", _YELLOW, colour))
         lines.append("")
-    lines.append(summary_line(plan))
+    lines.append(_paint(summary_line(plan), _BOLD, colour))
     return "\n".join(lines) + "\n"
 
 
@@ -103,19 +122,21 @@ def summary_line(plan: Plan) -> str:
     return "Plan: " + ", ".join(parts) + "."
 
 
-def render_apply(result: ApplyResult) -> str:
-    """What an apply did, step by step, then whether Kantata now matches the catalog."""
+def render_apply(result: ApplyResult, *, colour: bool = False) -> str:
+    """What an apply did, step by step, then whether Kantata now matches the catalog.
+    ``colour``: ANSI colours (done green, failed red; for a terminal)."""
     lines: list[str] = []
     for outcome in result.outcomes:
         # An ensure step (the account default) is re-sent every run and changes nothing Kantata shows.
         mark = ("re-sent" if outcome.action.ensure else "done   ") if outcome.ok else "FAILED "
+        mark = _paint(mark, _GREEN if outcome.ok else _RED, colour)
         lines.append(f"{mark} [{outcome.action.set_name}] {describe_action(outcome.action)}")
         if outcome.error:
-            lines.append(f"        {outcome.error}")
+            lines.append(_paint(f"        {outcome.error}", _RED, colour))
         for detail in outcome.details:
             lines.append(f"        - {detail}")
     for error in result.errors:
-        lines.append(f"ERROR {error}")
+        lines.append(_paint(f"ERROR {error}", _RED, colour))
     changed = len(result.changed)
     if result.remaining is not None:
         for set_plan in result.remaining.sets:
@@ -125,14 +146,20 @@ def render_apply(result: ApplyResult) -> str:
                 )
     made = f"{changed} change{'s' if changed != 1 else ''} made"
     if not result.ok or result.remaining is None:
-        lines.append(f"Apply stopped: {made} before the failure.")
+        lines.append(_paint(f"Apply stopped: {made} before the failure.", _RED, colour))
         lines.append("Run apply again after fixing the cause: it re-plans from Kantata and carries on.")
     elif result.remaining.changes:
-        lines.append(f"Apply: {made}, but a new plan still has {len(result.remaining.changes)} change(s).")
+        lines.append(
+            _paint(
+                f"Apply: {made}, but a new plan still has {len(result.remaining.changes)} change(s).",
+                _YELLOW,
+                colour,
+            )
+        )
     elif not changed:
-        lines.append("No changes: Kantata is in step with the catalog.")
+        lines.append(_paint("No changes: Kantata is in step with the catalog.", _BOLD, colour))
     else:
-        lines.append(f"Apply: {made}; Kantata is in step with the catalog.")
+        lines.append(_paint(f"Apply: {made}; Kantata is in step with the catalog.", _BOLD, colour))
     return "\n".join(lines) + "\n"
 
 
