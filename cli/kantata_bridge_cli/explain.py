@@ -230,7 +230,6 @@ def _load_config(path: Path | None) -> Any:
             from kantata_bridge.worker.settings import WorkerSettings
 
             settings = WorkerSettings(
-                idempotency_table="-",
                 state_table="-",
                 kantata_token_secret_name="-",  # noqa: S106 - a placeholder name, not a secret
                 routing_config_file=os.environ.get("ROUTING_CONFIG_FILE") or None,

@@ -276,7 +276,6 @@ class LocalStack:
                 "QUEUE_URL": res.queue_url,
                 "PAYLOAD_BUCKET": res.payload_bucket,
                 "WEBHOOK_SECRETS_NAME": res.webhook_secrets_name,
-                "IDEMPOTENCY_TABLE": res.idempotency_table,
                 "STATE_TABLE": res.state_table,
                 "KANTATA_BASE_URL": base_url,
                 "KANTATA_TOKEN_SECRET_NAME": res.kantata_token_secret_name,

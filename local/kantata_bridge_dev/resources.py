@@ -62,7 +62,6 @@ class LocalResources:
     queue_arn: str
     dead_letter_queue_url: str
     dead_letter_queue_arn: str
-    idempotency_table: str
     state_table: str
     payload_bucket: str
     webhook_secrets_name: str
@@ -153,7 +152,7 @@ def create_resources(
     )["QueueUrl"]
 
     tables = {}
-    for logical_id, suffix in (("IdempotencyTable", "idempotency"), ("StateTable", "state")):
+    for logical_id, suffix in (("StateTable", "state"),):
         props = mirror.properties(logical_id)
         name = f"{prefix}-{suffix}"
         kwargs: dict[str, Any] = {
@@ -213,7 +212,6 @@ def create_resources(
         queue_arn=_queue_arn(sqs, queue_url),
         dead_letter_queue_url=dlq_url,
         dead_letter_queue_arn=dlq_arn,
-        idempotency_table=tables["IdempotencyTable"],
         state_table=tables["StateTable"],
         payload_bucket=bucket,
         webhook_secrets_name=webhook_secrets_name,

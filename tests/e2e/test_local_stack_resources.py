@@ -42,10 +42,10 @@ def created(monkeypatch) -> tuple[Any, LocalResources]:
         yield session, resources
 
 
-@pytest.mark.parametrize("logical_id", ["IdempotencyTable", "StateTable"])
+@pytest.mark.parametrize("logical_id", ["StateTable"])
 def test_local_tables_have_the_templates_keys_ttl_encryption_and_point_in_time_recovery(created, logical_id):
     session, res = created
-    name = res.idempotency_table if logical_id == "IdempotencyTable" else res.state_table
+    name = res.state_table
     ddb = session.client("dynamodb")
     table = ddb.describe_table(TableName=name)["Table"]
     want = props(logical_id)

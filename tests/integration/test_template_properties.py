@@ -100,7 +100,7 @@ def test_queues_are_encrypted_at_rest(template, queue):
 # ---------------------------------------------------------------- tables
 
 
-@pytest.mark.parametrize("table", ["IdempotencyTable", "StateTable"])
+@pytest.mark.parametrize("table", ["StateTable"])
 def test_tables_are_on_demand_with_point_in_time_recovery_and_encryption(template, table):
     props = template["Resources"][table]["Properties"]
     assert props["BillingMode"] == "PAY_PER_REQUEST"
@@ -108,18 +108,9 @@ def test_tables_are_on_demand_with_point_in_time_recovery_and_encryption(templat
     assert props["SSESpecification"]["SSEEnabled"] is True
 
 
-def test_idempotency_table_keys_and_ttl_match_the_workers_persistence_layer(template):
-    # Given the persistence layer the worker builds (Powertools' DynamoDB layer, subclassed)
-    from kantata_bridge.worker.idempotency import OutcomeRecordingPersistenceLayer
-    from kantata_bridge.worker.outcomes import OutcomeStore
-
-    layer = OutcomeRecordingPersistenceLayer(
-        "t", outcomes=OutcomeStore("s", client=object()), boto3_client=object()
-    )
-    # Then the table is keyed and expires on the attributes it writes
-    props = template["Resources"]["IdempotencyTable"]["Properties"]
-    assert props["KeySchema"] == [{"AttributeName": layer.key_attr, "KeyType": "HASH"}]
-    assert props["TimeToLiveSpecification"] == {"AttributeName": layer.expiry_attr, "Enabled": True}
+def test_there_is_no_separate_idempotency_table(template):
+    # Idempotency state lives on each delivery's record in the state table (worker/idempotency.py)
+    assert "IdempotencyTable" not in template["Resources"]
 
 
 def test_state_table_has_the_keys_gsi_and_ttl_the_worker_writes(template):
@@ -253,8 +244,8 @@ def test_powertools_settings_are_global(template):
         (
             "SyncWorkerFunction",
             {
-                "IDEMPOTENCY_TABLE",
                 "STATE_TABLE",
+                "QUEUE_URL",
                 "PAYLOAD_BUCKET",
                 "KANTATA_BASE_URL",
                 "KANTATA_TOKEN_SECRET_NAME",
@@ -370,14 +361,19 @@ def test_inline_policies_name_their_actions_and_resources(template):
         assert statement["Resource"] != "*", name
 
 
-def test_only_the_receiver_can_send_to_the_queue_and_only_the_worker_reads_tables(template):
+def test_only_the_receiver_and_the_worker_send_to_the_queue_and_only_the_worker_reads_tables(template):
     def templates_used(name: str) -> set[str]:
         return {k for p in template["Resources"][name]["Properties"].get("Policies", []) for k in p}
 
-    assert "SQSSendMessagePolicy" in templates_used("ReceiverFunction")
+    def queues_sent_to(name: str) -> list[object]:
+        policies = template["Resources"][name]["Properties"].get("Policies", [])
+        return [p["SQSSendMessagePolicy"]["QueueName"] for p in policies if "SQSSendMessagePolicy" in p]
+
+    assert queues_sent_to("ReceiverFunction") == [{"Fn::GetAtt": ["EventsQueue", "QueueName"]}]
     assert "DynamoDBCrudPolicy" not in templates_used("ReceiverFunction")
     assert "DynamoDBCrudPolicy" in templates_used("SyncWorkerFunction")
-    assert "SQSSendMessagePolicy" not in templates_used("SyncWorkerFunction")
+    # The worker sends only deferred deliveries, back to the events queue (never to the DLQ)
+    assert queues_sent_to("SyncWorkerFunction") == [{"Fn::GetAtt": ["EventsQueue", "QueueName"]}]
     assert templates_used("CatalogSyncFunction") <= {"AWSSecretsManagerGetSecretValuePolicy", "Statement"}
 
 

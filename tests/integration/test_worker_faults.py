@@ -22,7 +22,6 @@ from tests.support.worker_env import (
     envelope_for,
     fake_aws_env,
     load_handler,
-    moto_transactions_without_table_backups,
 )
 
 pytestmark = pytest.mark.integration
@@ -63,9 +62,7 @@ def test_30_percent_kantata_faults_over_500_deliveries_lose_nothing_and_duplicat
             sqs = SqsSimulator(handler.lambda_handler, batch_size=10, max_receive_count=5)
             sqs.send(envs)
             # When the queue is drained (failed records come back until maxReceiveCount, then go to the DLQ)
-            with moto_transactions_without_table_backups(harness.runtime.dynamodb_client()) as failed_tx:
-                sqs.drain()
-            assert failed_tx == []  # so moto's skipped rollback backups changed nothing
+            sqs.drain()
         finally:
             parked = {o.dedupe_key: o for o in harness.outcomes().parked()}
             outcomes = {e.dedupe_key: harness.outcomes().get(e.dedupe_key) for e in envs}

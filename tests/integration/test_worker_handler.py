@@ -17,7 +17,6 @@ from moto import mock_aws
 
 from tests.support.logs import bridge_log_lines
 from tests.support.worker_env import (
-    IDEMPOTENCY_TABLE,
     PAYLOAD_BUCKET,
     FakeLambdaContext,
     SqsSimulator,
@@ -318,7 +317,9 @@ def test_failed_attempt_leaves_no_idempotency_record_blocking_the_redelivery(har
     env = envelope_for("jira_issue_created")
     response = invoke(handler, [env])
     assert len(response["batchItemFailures"]) == 1
-    assert boto3.client("dynamodb").scan(TableName=IDEMPOTENCY_TABLE)["Items"] == []
+    # The delivery's record holds the failed outcome, and no idempotency state that would block a retry
+    item = delivery_item(env.dedupe_key)
+    assert "idem_status" not in item
     assert harness.outcomes().get(env.dedupe_key).kind.value == "failed"
     assert invoke(handler, [env], receive_count=2) == {"batchItemFailures": []}
     assert len(stored_reports(harness)) == 1
@@ -420,6 +421,18 @@ def test_routing_config_from_ssm_parameter(aws, kantata_sandbox, tmp_path, monke
         harness.close()
 
 
+def delivery_item(dedupe_key):
+    return boto3.client("dynamodb").get_item(
+        TableName=harness_state_table(), Key={"pk": {"S": "DELIVERY#" + dedupe_key}, "sk": {"S": "OUTCOME"}}
+    )["Item"]
+
+
+def harness_state_table():
+    from tests.support.worker_env import STATE_TABLE
+
+    return STATE_TABLE
+
+
 def test_idempotency_record_is_keyed_on_the_delivery_and_lives_for_the_configured_lifetime(
     aws, kantata_sandbox, tmp_path, monkeypatch
 ):
@@ -429,16 +442,23 @@ def test_idempotency_record_is_keyed_on_the_delivery_and_lives_for_the_configure
     try:
         env = envelope_for("jira_issue_created")
         context = FakeLambdaContext(remaining_ms=120_000)
+        started = []
+        ddb = harness.runtime.dynamodb_client()
+        ddb.meta.events.register(
+            "provide-client-params.dynamodb.TransactWriteItems", lambda params, **_: started.append(params)
+        )
         # When one delivery is handled
         before = time.time()
         assert load_handler().lambda_handler(sqs_event([env]), context) == {"batchItemFailures": []}
-        [item] = boto3.client("dynamodb").scan(TableName=IDEMPOTENCY_TABLE)["Items"]
-        # Then its record is keyed on the delivery's dedupe key (not the SQS message id) ...
-        assert item["id"]["S"].endswith("#" + hashlib.md5(json.dumps(env.dedupe_key).encode()).hexdigest())  # noqa: S324
-        # ... expires after the configured lifetime ...
-        assert before + 9 * 86400 - 5 <= int(item["expiration"]["N"]) <= time.time() + 9 * 86400 + 5
+        # Then its record is keyed on the delivery's dedupe key (not the SQS message id), is completed ...
+        item = delivery_item(env.dedupe_key)
+        assert item["idem_status"] == {"S": "COMPLETED"}
+        assert item["kind"] == {"S": "posted"}
+        # ... is remembered for the configured lifetime ...
+        assert before + 9 * 86400 - 5 <= int(item["idem_expiry"]["N"]) <= time.time() + 9 * 86400 + 5
         # ... and its in-progress lock ended with the invocation's remaining time (Lambda context registered)
-        lock_ms = int(item["in_progress_expiration"]["N"])
+        (put,) = [i["Put"]["Item"] for p in started for i in p["TransactItems"] if "Put" in i]
+        lock_ms = int(put["idem_in_progress_expiry"]["N"])
         assert before * 1000 + 110_000 <= lock_ms <= time.time() * 1000 + 120_000
     finally:
         harness.close()

@@ -33,7 +33,6 @@ APIGW_DIR = ROOT / "events" / "apigw"
 # us-east-1: the local stack's bucket is created without a LocationConstraint, which only it accepts.
 REGION = "us-east-1"
 PREFIX = "bridge"
-IDEMPOTENCY_TABLE = f"{PREFIX}-idempotency"
 STATE_TABLE = f"{PREFIX}-state"
 PAYLOAD_BUCKET = f"{PREFIX}-payloads"
 TOKEN_SECRET = f"{PREFIX}/kantata-token"
@@ -65,38 +64,69 @@ def create_worker_resources(kantata_token: str = "sandbox-token") -> Any:  # noq
 
 
 @contextlib.contextmanager
-def moto_transactions_without_table_backups(client: Any) -> Iterator[list[str]]:
-    """Skip moto's full-table backup on every TransactWriteItems, for load tests; yields a list that collects
-    the error code of every TransactWriteItems made through ``client`` (a boto3 DynamoDB client) that
-    failed (assert it stays empty).
+def moto_dynamodb_atomic() -> Iterator[None]:
+    """Make moto's in-process DynamoDB behave as DynamoDB does for concurrent writers, and fast.
 
-    moto deep-copies each table a transaction touches before applying it (to roll back on failure), so one
-    transaction costs O(items in the table) and hundreds of deliveries cost O(n²): most of a 500-delivery
-    test's time. The copy only matters when a transaction fails; the yielded list lets a test prove that
-    none did, so nothing a rollback would have undone can hide behind this. Active inside ``mock_aws``.
+    - Atomic and isolated: moto applies a transaction's items one by one and, when one fails, restores the
+      tables from a copy taken before, so a write another thread made meanwhile is lost. Here each request
+      runs under one lock (DynamoDB serialises conflicting writes itself).
+    - Cheap rollback: instead of deep-copying every table a transaction touches (O(items in the table) per
+      transaction, O(n^2) over a load test), only the items the transaction names are kept and put back.
+
+    Active inside ``mock_aws``.
     """
     import copy
+    import threading
     import types
     from unittest import mock
 
     from moto.dynamodb import models
+    from moto.dynamodb.exceptions import TransactionCanceledException
     from moto.dynamodb.models.table import Table
+    from moto.dynamodb.responses import DynamoHandler
 
-    def deepcopy(value: Any, memo: Any = None) -> Any:
+    lock = threading.RLock()
+    original_call = DynamoHandler.call_action
+    original_transact = models.DynamoDBBackend.transact_write_items
+
+    def call_action(self: Any) -> Any:
+        with lock:
+            return original_call(self)
+
+    def keep_table(value: Any, memo: Any = None) -> Any:
         return value if isinstance(value, Table) else copy.deepcopy(value, memo)
 
-    failures: list[str] = []
+    def transact(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        kept: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+        for item in transact_items:
+            _, op = next(iter(item.items()))
+            table = self.get_table(op["TableName"])
+            if "Item" in op:
+                key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+                if table.range_key_attr is not None:
+                    key[table.range_key_attr] = op["Item"][table.range_key_attr]
+            else:
+                key = op["Key"]
+            current = self.get_item(op["TableName"], key)
+            kept.append(
+                (op["TableName"], key, copy.deepcopy(current.to_json()["Attributes"]) if current else None)
+            )
+        try:
+            with mock.patch.object(models, "copy", types.SimpleNamespace(deepcopy=keep_table)):
+                original_transact(self, transact_items)
+        except TransactionCanceledException:
+            for table_name, key, attributes in kept:
+                if attributes is None:
+                    self.delete_item(table_name, key)
+                else:
+                    self.put_item(table_name, attributes)
+            raise
 
-    def note_failure(http_response: Any, parsed: Any, **_: Any) -> None:
-        if http_response.status_code >= 300:
-            failures.append(str(parsed.get("Error", {}).get("Code", http_response.status_code)))
-
-    client.meta.events.register("after-call.dynamodb.TransactWriteItems", note_failure)
-    try:
-        with mock.patch.object(models, "copy", types.SimpleNamespace(deepcopy=deepcopy)):
-            yield failures
-    finally:
-        client.meta.events.unregister("after-call.dynamodb.TransactWriteItems", note_failure)
+    with (
+        mock.patch.object(DynamoHandler, "call_action", call_action),
+        mock.patch.object(models.DynamoDBBackend, "transact_write_items", transact),
+    ):
+        yield
 
 
 @dataclass
@@ -263,6 +293,8 @@ class WorkerHarness:
         self.sandbox = sandbox
         self.workspace_id = sandbox.add_workspace("Acme webapp")
         self._saved_env = dict(os.environ)
+        self._atomic = moto_dynamodb_atomic()
+        self._atomic.__enter__()
         resources = create_worker_resources(sandbox.token)
         ws = self.workspace_id
         if routes is None:
@@ -284,7 +316,7 @@ class WorkerHarness:
         os.environ.update(
             {
                 **FAKE_AWS_ENV,
-                "IDEMPOTENCY_TABLE": resources.idempotency_table,
+                "QUEUE_URL": resources.queue_url,
                 "STATE_TABLE": resources.state_table,
                 "PAYLOAD_BUCKET": resources.payload_bucket,
                 "KANTATA_BASE_URL": sandbox.base_url,
@@ -310,6 +342,7 @@ class WorkerHarness:
         os.environ.clear()
         os.environ.update(self._saved_env)
         self._reset_caches()
+        self._atomic.__exit__(None, None, None)
 
     def __enter__(self) -> WorkerHarness:
         return self

@@ -35,6 +35,18 @@ class FakeGuard:
     def __init__(self):
         self.items: dict[str, tuple[int, str]] = {}
         self.fail: Exception | None = None
+        self.ambiguous: dict[str, set[str]] = {}
+        self.client = self  # the worker clears a resolved ambiguity with client.update_item(**update)
+
+    def ambiguous_update(self, object_key, dedupe_key, *, add):
+        return {"object_key": object_key, "dedupe_key": dedupe_key, "add": add}
+
+    def apply(self, update):
+        members = self.ambiguous.setdefault(update["object_key"], set())
+        (members.add if update["add"] else members.discard)(update["dedupe_key"])
+
+    def update_item(self, **update):
+        self.apply(update)
 
     def claim(self, object_key, version, dedupe_key):
         if self.fail:
@@ -42,16 +54,28 @@ class FakeGuard:
         current = self.items.get(object_key)
         if current is None or current[0] < version or current == (version, dedupe_key):
             self.items[object_key] = (version, dedupe_key)
-            return Claim(granted=True, reclaimed=current == (version, dedupe_key))
-        return Claim(granted=False, current_version=current[0], current_delivery=current[1])
+            return Claim(
+                granted=True,
+                reclaimed=current == (version, dedupe_key),
+                ambiguous=dedupe_key in self.ambiguous.get(object_key, set()),
+            )
+        return Claim(
+            granted=False,
+            current_version=current[0],
+            current_delivery=current[1],
+            ambiguous=dedupe_key in self.ambiguous.get(object_key, set()),
+        )
 
 
 class FakeOutcomes:
-    def __init__(self):
+    def __init__(self, guard=None):
         self.records = {}
+        self.guard = guard
 
-    def put(self, outcome):
+    def put(self, outcome, extra=None):
         self.records[outcome.dedupe_key] = outcome
+        for item in extra or []:
+            self.guard.apply(item["Update"])
 
 
 class FakeKantata:
@@ -119,19 +143,24 @@ def envelope(
 
 
 def records(*envs):
-    return [
-        {
-            "messageId": f"m{i}",
-            "body": e if isinstance(e, str) else e.to_message(),
-            "attributes": {"ApproximateReceiveCount": "1"},
-        }
-        for i, e in enumerate(envs)
-    ]
+    out = []
+    for i, e in enumerate(envs):
+        body, attributes = (e, {}) if isinstance(e, str) else e.to_sqs()
+        out.append(
+            {
+                "messageId": f"m{i}",
+                "body": body,
+                "attributes": {"ApproximateReceiveCount": "1"},
+                "messageAttributes": {k: {"stringValue": v["StringValue"]} for k, v in attributes.items()},
+            }
+        )
+    return out
 
 
 @pytest.fixture
 def world():
-    guard, outcomes, kantata = FakeGuard(), FakeOutcomes(), FakeKantata()
+    guard, kantata = FakeGuard(), FakeKantata()
+    outcomes = FakeOutcomes(guard)
     config = {"value": CONFIG}
 
     def get_config():

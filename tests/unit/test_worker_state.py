@@ -13,7 +13,7 @@ from kantata_bridge.worker.outcomes import Outcome, OutcomeKind, OutcomeStore
 from kantata_bridge.worker.settings import SettingsError, WorkerSettings
 from moto import mock_aws
 
-from tests.support.worker_env import IDEMPOTENCY_TABLE, STATE_TABLE, create_worker_resources, fake_aws_env
+from tests.support.worker_env import STATE_TABLE, create_worker_resources, fake_aws_env
 
 TABLE = STATE_TABLE
 
@@ -115,31 +115,186 @@ def test_a_delivery_parked_again_is_listed_once_with_its_latest_reason(ddb):
     assert list(store.parked()) == []
 
 
-def test_completion_writes_idempotency_record_and_outcome_in_one_transaction(ddb):
-    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
-    from kantata_bridge.worker.idempotency import OutcomeRecordingPersistenceLayer
+# ---------------------------------------------------------------------- the delivery record store
 
-    store = OutcomeStore(TABLE, ddb)
-    layer = OutcomeRecordingPersistenceLayer(IDEMPOTENCY_TABLE, outcomes=store, boto3_client=ddb)
-    calls = []
-    ddb.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
-    record = DataRecord(
-        idempotency_key="fn#abc",
-        status="COMPLETED",
+
+def store_for(ddb, **kw):
+    from kantata_bridge.worker.idempotency import DeliveryRecordStore
+
+    outcomes = OutcomeStore(TABLE, ddb)
+    return DeliveryRecordStore(TABLE, ddb, outcomes=outcomes, guard=OrderingGuard(TABLE, ddb), **kw)
+
+
+def record(dedupe, status="INPROGRESS", in_progress_ms=None):
+    from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
+
+    return DataRecord(
+        idempotency_key=f"fn#{dedupe}",
+        status=status,
         expiry_timestamp=int(time.time()) + 600,
-        response_data=json.dumps(outcome("jira:-:9", report_id="7").to_dict()),
+        in_progress_expiry_timestamp=in_progress_ms or int(time.time() * 1000) + 60_000,
     )
-    layer._update_record(record)
-    assert calls == ["TransactWriteItems"]
-    assert ddb.get_item(TableName=IDEMPOTENCY_TABLE, Key={"id": {"S": "fn#abc"}})["Item"]["status"] == {
-        "S": "COMPLETED"
-    }
-    assert store.get("jira:-:9").report_id == "7"
+
+
+def claiming(dedupe, version, *, object_key="jira:issue:PROJ-1", wait=0.0):
+    from kantata_bridge.worker.idempotency import CURRENT_CLAIM, ClaimRequest
+
+    request = ClaimRequest(object_key, version, dedupe, lease_ms=60_000, wait_budget_s=wait)
+    return request, CURRENT_CLAIM.set(request)
+
+
+def calls_of(ddb):
+    calls: list[str] = []
+    ddb.meta.events.register("before-call.dynamodb.*", lambda model, **_: calls.append(model.name))
+    return calls
+
+
+def test_in_progress_record_and_claim_are_one_request_and_completion_one_more(ddb):
+    from kantata_bridge.worker.idempotency import CURRENT_CLAIM
+
+    store = store_for(ddb)
+    calls = calls_of(ddb)
+    request, token = claiming("jira:-:a", 100)
+    try:
+        store._put_record(record("jira:-:a"))
+    finally:
+        CURRENT_CLAIM.reset(token)
+    assert request.claim is not None
+    assert request.claim.granted
+    assert not request.claim.reclaimed
+    done = record("jira:-:a", status="COMPLETED")
+    done.response_data = json.dumps(outcome("jira:-:a", report_id="7").to_dict())
+    store._update_record(done)
+    # Then: one transaction to start (record + claim), one update to finish (record + outcome)
+    assert calls == ["TransactWriteItems", "UpdateItem"]
+    assert store.outcomes.get("jira:-:a").report_id == "7"
+    item = ddb.get_item(TableName=TABLE, Key={"pk": {"S": "DELIVERY#jira:-:a"}, "sk": {"S": "OUTCOME"}})[
+        "Item"
+    ]
+    assert item["idem_status"] == {"S": "COMPLETED"}
+    assert "idem_in_progress_expiry" not in item
+    assert OrderingGuard(TABLE, ddb).current("jira:issue:PROJ-1") == (100, "jira:-:a")
+
+
+def test_a_completed_delivery_is_a_duplicate_with_its_stored_outcome(ddb):
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemAlreadyExistsError
+
+    store = store_for(ddb)
+    store.outcomes.complete(outcome("jira:-:a", report_id="7"), idem_expiry=int(time.time()) + 600)
+    with pytest.raises(IdempotencyItemAlreadyExistsError) as caught:
+        store._put_record(record("jira:-:a"))
+    old = caught.value.old_data_record
+    assert old.status == "COMPLETED"
+    assert json.loads(old.response_data)["report_id"] == "7"
+
+
+def test_an_outcome_recorded_by_the_previous_version_also_counts_as_done(ddb):
+    from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyItemAlreadyExistsError
+
+    # Given a posted outcome as the previous version wrote it (no idempotency attributes on it)
+    store = store_for(ddb)
+    store.outcomes.put(outcome("jira:-:old", report_id="5"))
+    # Then the same delivery again is a duplicate, not a second post
+    with pytest.raises(IdempotencyItemAlreadyExistsError) as caught:
+        store._put_record(record("jira:-:old"))
+    assert caught.value.old_data_record.status == "COMPLETED"
+
+
+@pytest.mark.parametrize("kind", [OutcomeKind.FAILED, OutcomeKind.PARKED])
+def test_a_failed_or_parked_delivery_may_run_again(ddb, kind):
+    store = store_for(ddb)
+    store.outcomes.put(outcome("jira:-:a", kind=kind))
+    store._put_record(record("jira:-:a"))  # no error: a retry or a redrive takes it
+    assert store.outcomes.get("jira:-:a") is None  # in progress again
+
+
+def test_an_older_event_is_recorded_in_progress_without_the_claim(ddb):
+    from kantata_bridge.worker.idempotency import CURRENT_CLAIM
+
+    store = store_for(ddb)
+    OrderingGuard(TABLE, ddb).claim("jira:issue:PROJ-1", 200, "jira:-:newer")
+    request, token = claiming("jira:-:older", 100)
+    try:
+        store._put_record(record("jira:-:older"))
+    finally:
+        CURRENT_CLAIM.reset(token)
+    assert request.claim is not None
+    assert (request.claim.granted, request.claim.current_version, request.claim.current_delivery) == (
+        False,
+        200,
+        "jira:-:newer",
+    )
+    assert OrderingGuard(TABLE, ddb).current("jira:issue:PROJ-1") == (200, "jira:-:newer")
+
+
+def test_a_redelivery_of_the_holder_reclaims_and_learns_its_create_was_ambiguous(ddb):
+    from kantata_bridge.worker.idempotency import CURRENT_CLAIM
+
+    store = store_for(ddb)
+    guard = OrderingGuard(TABLE, ddb)
+    guard.claim("jira:issue:PROJ-1", 100, "jira:-:a")
+    ddb.update_item(**guard.ambiguous_update("jira:issue:PROJ-1", "jira:-:a", add=True))
+    request, token = claiming("jira:-:a", 100)
+    try:
+        store._put_record(record("jira:-:a"))
+    finally:
+        CURRENT_CLAIM.reset(token)
+    assert request.claim is not None
+    assert (request.claim.granted, request.claim.reclaimed, request.claim.ambiguous) == (True, True, True)
+
+
+def test_a_newer_event_waits_for_the_holder_of_the_lease_then_takes_over(ddb):
+    from kantata_bridge.worker.idempotency import CURRENT_CLAIM
+
+    # Given delivery A holding the object's lease while it writes to Kantata
+    holder = store_for(ddb)
+    request_a, token = claiming("jira:-:a", 100)
+    try:
+        holder._put_record(record("jira:-:a"))
+    finally:
+        CURRENT_CLAIM.reset(token)
+    assert request_a.claim.granted
+
+    # When B (a newer version) arrives meanwhile, and A finishes while B waits
+    def finish_a(_seconds):
+        holder.outcomes.complete(outcome("jira:-:a", report_id="1"), idem_expiry=int(time.time()) + 600)
+
+    contender = store_for(ddb, sleep=finish_a)
+    calls = calls_of(ddb)
+    request_b, token = claiming("jira:-:b", 200, wait=5.0)
+    try:
+        contender._put_record(record("jira:-:b"))
+    finally:
+        CURRENT_CLAIM.reset(token)
+    # Then B claims the object only after A's record left INPROGRESS (a ConditionCheck proves it)
+    assert request_b.claim.granted
+    assert OrderingGuard(TABLE, ddb).current("jira:issue:PROJ-1") == (200, "jira:-:b")
+    assert calls.count("TransactWriteItems") >= 2
+    assert "GetItem" in calls
+
+
+def test_a_lease_held_longer_than_the_wait_budget_makes_the_contender_give_up(ddb):
+    from kantata_bridge.worker.idempotency import CURRENT_CLAIM, ObjectBusyError
+
+    holder = store_for(ddb)
+    _, token = claiming("jira:-:a", 100)
+    try:
+        holder._put_record(record("jira:-:a"))
+    finally:
+        CURRENT_CLAIM.reset(token)
+    contender = store_for(ddb, sleep=lambda _s: None)
+    _, token = claiming("jira:-:b", 200, wait=0.0)
+    try:
+        with pytest.raises(ObjectBusyError, match="being written by delivery jira:-:a"):
+            contender._put_record(record("jira:-:b"))
+    finally:
+        CURRENT_CLAIM.reset(token)
+    # And nothing was written for B: the object is still A's
+    assert OrderingGuard(TABLE, ddb).current("jira:issue:PROJ-1") == (100, "jira:-:a")
 
 
 def test_settings_defaults_and_errors_name_the_variable():
     env = {
-        "IDEMPOTENCY_TABLE": "i",
         "STATE_TABLE": "s",
         "KANTATA_TOKEN_SECRET_NAME": "t",
         "ROUTING_CONFIG_FILE": "routing.yaml",

@@ -2,11 +2,15 @@
 
 Item layout (state table, keys ``pk``/``sk``, GSI ``gsi1`` on ``gsi1pk``/``gsi1sk``, TTL ``expires_at``):
 
-- ``pk=DELIVERY#<dedupe key>``, ``sk=OUTCOME``: the latest outcome of the delivery (posted / skipped / parked /
-  failed) with its reason, the Kantata report id, the object and, for parked deliveries, the envelope (the SQS
-  message body, enough to replay it). ``gsi1pk=OBJ#<object key>``, ``gsi1sk=<recorded_at>#<dedupe key>`` when
-  the delivery's object is known, so an object's history is one query.
-- ``pk=PARKED``, ``sk=<recorded_at>#<dedupe key>``: an index entry per parked delivery (with the envelope), so
+- ``pk=DELIVERY#<dedupe key>``, ``sk=OUTCOME``: the delivery record. While the worker handles the delivery
+  it is Powertools' in-progress idempotency record (``idem_status``, ``idem_expiry``,
+  ``idem_in_progress_expiry``; see idempotency.py); then it holds the latest outcome (posted / skipped /
+  parked / failed) with its reason, the Kantata report id, the object and, for parked deliveries, the
+  envelope (self-contained, enough to replay it). A posted or skipped outcome stays the delivery's completed
+  idempotency record for ``IDEMPOTENCY_TTL_SECONDS``; a failed or parked one lets the delivery run again.
+  ``gsi1pk=OBJ#<object key>``, ``gsi1sk=<recorded_at>#<dedupe key>`` when the delivery's object is known, so
+  an object's history is one query.
+- ``pk=PARKED``, ``sk=<dedupe key>``: one index entry per parked delivery (with the envelope), so
   redrive lists them with one query instead of a scan. Removed by ``resolve_parked``.
 
 The ordering guard's items (``OBJ#<object key>`` / ``VERSION``) live in the same table (see ordering.py).
@@ -26,6 +30,10 @@ OBJECT_PREFIX: Final = "OBJ#"
 OUTCOME_SK: Final = "OUTCOME"
 PARKED_PK: Final = "PARKED"
 GSI_NAME: Final = "gsi1"
+# Powertools idempotency state kept on the same DELIVERY# item (see idempotency.py).
+IDEM_STATUS: Final = "idem_status"
+IDEM_EXPIRY: Final = "idem_expiry"
+IDEM_IN_PROGRESS_EXPIRY: Final = "idem_in_progress_expiry"
 
 
 class OutcomeKind(StrEnum):
@@ -83,6 +91,12 @@ def now_iso() -> str:
 
 
 def _parked_sk(outcome: Outcome) -> str:
+    # One entry per delivery: parking it again replaces its entry (redrive never replays a delivery twice).
+    return outcome.dedupe_key
+
+
+def _legacy_parked_sk(outcome: Outcome) -> str:
+    # Entries written before the key was the dedupe key alone.
     return f"{outcome.recorded_at}#{outcome.dedupe_key}"
 
 
@@ -139,32 +153,44 @@ class OutcomeStore:
 
     # ------------------------------------------------------------------ writes
 
-    def put(self, outcome: Outcome) -> None:
-        """Record ``outcome`` (replacing an earlier outcome of the same delivery).
-
-        A delivery parked again (a redelivery of a parked delivery) keeps one PARKED entry: the earlier one is
-        removed in the same transaction, so redrive never replays one delivery twice. That costs one read,
-        only on the (rare) parked path.
-        """
-        puts = self.transact_puts(outcome)
+    def put(self, outcome: Outcome, extra: list[dict[str, Any]] | None = None) -> None:
+        """Record ``outcome`` (replacing the delivery's record, in progress or earlier), with the ``extra``
+        transaction items given (e.g. marking the object's create as ambiguous). A parked outcome also
+        (re)writes the delivery's one PARKED entry, so a delivery parked again is listed once."""
+        puts = self.transact_puts(outcome) + list(extra or [])
         if len(puts) == 1:
             self.client.put_item(**puts[0]["Put"])
             return
-        earlier = self.get(outcome.dedupe_key)
-        if (
-            earlier is not None
-            and earlier.kind is OutcomeKind.PARKED
-            and earlier.resolution is None
-            and earlier.recorded_at != outcome.recorded_at
-        ):
-            puts.append({"Delete": {"TableName": self.table_name, "Key": self._parked_key(earlier)}})
         self.client.transact_write_items(TransactItems=puts)
+
+    def complete(self, outcome: Outcome, *, idem_expiry: int) -> None:
+        """Record a posted or skipped ``outcome`` as the delivery's completed idempotency record: one
+        UpdateItem on the record Powertools' in-progress write made."""
+        item = self.outcome_item(outcome)
+        item.pop("pk")
+        item.pop("sk")
+        item[IDEM_STATUS] = {"S": "COMPLETED"}
+        item[IDEM_EXPIRY] = {"N": str(idem_expiry)}
+        names = {f"#a{i}": name for i, name in enumerate(item)}
+        values = {f":a{i}": value for i, value in enumerate(item.values())}
+        self.client.update_item(
+            TableName=self.table_name,
+            Key={"pk": {"S": DELIVERY_PREFIX + outcome.dedupe_key}, "sk": {"S": OUTCOME_SK}},
+            UpdateExpression="SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(item))) + " REMOVE #ipe",
+            ExpressionAttributeNames={**names, "#ipe": IDEM_IN_PROGRESS_EXPIRY},
+            ExpressionAttributeValues=values,
+        )
+
+    def outcome_from_item(self, item: Mapping[str, Any]) -> Outcome:
+        """The Outcome held by a DELIVERY# item in DynamoDB attribute-value form."""
+        return Outcome.from_dict(_deserialize(item))
 
     def resolve_parked(self, outcome: Outcome, resolution: str = "redriven") -> None:
         """Remove a parked delivery from the PARKED index and note ``resolution`` on its outcome record."""
         self.client.transact_write_items(
             TransactItems=[
                 {"Delete": {"TableName": self.table_name, "Key": self._parked_key(outcome)}},
+                {"Delete": {"TableName": self.table_name, "Key": self._parked_key(outcome, legacy=True)}},
                 {
                     "Update": {
                         "TableName": self.table_name,
@@ -179,20 +205,22 @@ class OutcomeStore:
         )
 
     @staticmethod
-    def _parked_key(outcome: Outcome) -> dict[str, Any]:
-        return {"pk": {"S": PARKED_PK}, "sk": {"S": _parked_sk(outcome)}}
+    def _parked_key(outcome: Outcome, *, legacy: bool = False) -> dict[str, Any]:
+        sk = _legacy_parked_sk(outcome) if legacy else _parked_sk(outcome)
+        return {"pk": {"S": PARKED_PK}, "sk": {"S": sk}}
 
     # ------------------------------------------------------------------ reads
 
     def get(self, dedupe_key: str) -> Outcome | None:
-        """The recorded outcome of one delivery (by its dedupe key, ``tracker:hook:delivery``), or None."""
+        """The recorded outcome of one delivery (by its dedupe key, ``tracker:hook:delivery``), or None (no
+        record, or one still in progress)."""
         resp = self.client.get_item(
             TableName=self.table_name,
             Key={"pk": {"S": DELIVERY_PREFIX + dedupe_key}, "sk": {"S": OUTCOME_SK}},
             ConsistentRead=True,
         )
         item = resp.get("Item")
-        return Outcome.from_dict(_deserialize(item)) if item else None
+        return Outcome.from_dict(_deserialize(item)) if item and "kind" in item else None
 
     def for_object(self, object_key: str, *, limit: int = 100) -> list[Outcome]:
         """The latest outcomes for one tracker object (``tracker:model:ref``), newest first."""
@@ -207,16 +235,20 @@ class OutcomeStore:
         return [Outcome.from_dict(_deserialize(i)) for i in resp.get("Items", [])]
 
     def parked(self) -> Iterator[Outcome]:
-        """Every parked delivery not yet resolved, oldest first, each with its envelope."""
+        """Every parked delivery not yet resolved, oldest first, each with its envelope.
+
+        The index holds what needs a person (small), so it is read whole and sorted by time.
+        """
         kwargs: dict[str, Any] = {
             "TableName": self.table_name,
             "KeyConditionExpression": "pk = :p",
             "ExpressionAttributeValues": {":p": {"S": PARKED_PK}},
         }
+        found: list[Outcome] = []
         while True:
             resp = self.client.query(**kwargs)
-            for item in resp.get("Items", []):
-                yield Outcome.from_dict(_deserialize(item))
+            found.extend(Outcome.from_dict(_deserialize(item)) for item in resp.get("Items", []))
             if "LastEvaluatedKey" not in resp:
-                return
+                break
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        yield from sorted(found, key=lambda o: (o.recorded_at, o.dedupe_key))

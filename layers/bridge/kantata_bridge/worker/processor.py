@@ -5,21 +5,27 @@ TrackerEvent up front, so that within the batch only the newest event per object
 are skipped as *superseded* (a burst of edits makes one report).
 
 Per record (``BatchRun.process_record``), inside Powertools idempotency keyed on the delivery's dedupe key:
-route → map → claim the object's version (ordering guard) → POST /status_reports → outcome.
+claim the object's version (ordering guard, written with the in-progress record in one transaction; see
+idempotency.py) → route → map → POST /status_reports → outcome (one UpdateItem that completes the record).
 
 Failure classes:
 
 - retryable (Kantata 429/5xx/timeout/connection, DynamoDB or S3 trouble, a broken routing config): the record
-  fails, SQS redelivers it and the DLQ takes it after maxReceiveCount. Powertools deletes the in-progress
-  idempotency record on the exception, so the redelivery is not blocked; the version claim stays with this
-  delivery, so the redelivery is not mistaken for a stale event.
+  fails, SQS redelivers it and the DLQ takes it after maxReceiveCount. The failed outcome replaces the
+  in-progress record, so the redelivery is not blocked; the version claim stays with this delivery, so the
+  redelivery is not mistaken for a stale event.
 - permanent (Kantata 400/401/403/404/422, an unmappable payload, a bad envelope, a missing claim-checked body):
   the delivery is *parked* with the reason and its envelope and the record succeeds, so it never loops.
-  Parked deliveries keep no idempotency record, so a redrive after a fix processes them again.
+  A parked delivery may run again (a redrive after a fix processes it).
+- not enough time left in the invocation, or the object busy in another invocation for longer than this one
+  can wait: the record is *deferred*: sent to the queue again as a new message and deleted, so running out of
+  time never counts towards maxReceiveCount (a slow but healthy Kantata never dead-letters a delivery).
 
-Exactly once: a POST that failed ambiguously may have created the report. When a delivery finds the object's
-claim already held by itself (an earlier attempt got that far), it first lists the object's reports by
-external reference and looks for its delivery marker (see mapping.rules) before posting again.
+Exactly once: a POST that failed ambiguously (a timeout or a dropped connection after sending) may have
+created the report. The failed outcome marks the object's claim as ambiguous for this delivery. A later attempt
+that still holds the claim (a reclaim), or that finds the object claimed by a newer delivery since, lists the
+object's reports by external reference and looks for its delivery marker (see mapping.rules) before posting or
+calling itself stale: if the report is there, the delivery is recorded as posted with that report's id.
 """
 
 from __future__ import annotations
@@ -32,7 +38,13 @@ from typing import Any, Final, NoReturn, Protocol
 from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyAlreadyInProgressError
 
 from kantata_bridge.envelope import DeliveryEnvelope, EnvelopeError
-from kantata_bridge.kantata.errors import AuthenticationError, KantataError
+from kantata_bridge.kantata.errors import (
+    AuthenticationError,
+    KantataConnectionError,
+    KantataError,
+    MalformedResponseError,
+    UnavailableError,
+)
 from kantata_bridge.kantata.models import StatusReport
 from kantata_bridge.mapping.config import BridgeConfig, ConfigError
 from kantata_bridge.mapping.routing import route_event
@@ -40,12 +52,19 @@ from kantata_bridge.mapping.rules import delivery_marker, map_event
 from kantata_bridge.observability import logger, metrics
 from kantata_bridge.tracker_event import IgnoredEventError, TrackerEvent, UnmappablePayloadError
 from kantata_bridge.worker.claim_check import ClaimCheckError
-from kantata_bridge.worker.ordering import OrderingGuard, version_number, version_text
+from kantata_bridge.worker.idempotency import CURRENT_CLAIM, ClaimRequest, ObjectBusyError
+from kantata_bridge.worker.ordering import Claim, OrderingGuard, version_number, version_text
 from kantata_bridge.worker.outcomes import Outcome, OutcomeKind, OutcomeStore, now_iso
 
 # Do not start a POST with less time left than this: connect + read timeout (3.05 + 10 s) plus room to
-# record the outcome. Starting it anyway risks a Lambda timeout mid-request (an ambiguous failure).
+# record the outcome (one DynamoDB write, bounded retries). Starting it anyway risks a Lambda timeout
+# mid-request (an ambiguous failure).
 DEFAULT_POST_MARGIN_MS: Final = 16_000
+# Do not start a delivery that will write to Kantata with less time left than this (the claim, the POST and
+# the completion): it is deferred instead (sent to the queue again).
+DEFAULT_RECORD_BUDGET_MS: Final = 20_000
+# Longest a delivery waits in-process for another invocation to finish writing the same object.
+DEFAULT_BUSY_WAIT_MS: Final = 15_000
 
 
 class RetryableDeliveryError(Exception):
@@ -69,6 +88,12 @@ class KantataWriter(Protocol):
         external_reference_service_model: str | None = ...,
         external_reference_service_model_refs: Sequence[str] | None = ...,
     ) -> Iterable[StatusReport]: ...
+
+
+class Requeue(Protocol):
+    """Sends a record's message to the queue again, as a new message (a deferral)."""
+
+    def __call__(self, message: str, attributes: Mapping[str, Any], delay_seconds: int) -> None: ...
 
 
 class KantataSource(Protocol):
@@ -101,6 +126,7 @@ class Prepared:
     message: str
     receive_count: int
     position: int
+    attributes: Mapping[str, Any] = field(default_factory=dict)
     envelope: DeliveryEnvelope | None = None
     event: TrackerEvent | None = None
     skip_reason: str | None = None
@@ -114,6 +140,13 @@ class Prepared:
         """What a parked outcome keeps to replay the delivery: the self-contained (v1) envelope, or the raw
         message when it is not an envelope at all."""
         return self.queued.to_message() if self.queued is not None else self.message
+
+    @property
+    def writes(self) -> bool:
+        """Whether handling this record may write to Kantata (so it claims the object first)."""
+        return self.event is not None and not (
+            self.skip_reason or self.park_reason or self.retry_reason or self.superseded_by
+        )
 
     @property
     def dedupe_key(self) -> str:
@@ -140,10 +173,11 @@ def prepare_records(
             message=str(record.get("body", "")),
             receive_count=receive_count,
             position=position,
+            attributes=record.get("messageAttributes") or {},
         )
         out[p.message_id] = p
         try:
-            p.envelope = p.queued = DeliveryEnvelope.from_sqs(p.message, record.get("messageAttributes"))
+            p.envelope = p.queued = DeliveryEnvelope.from_sqs(p.message, p.attributes)
         except EnvelopeError as exc:
             p.park_reason = f"bad envelope: {exc}"
             continue
@@ -206,6 +240,9 @@ class Worker:
     idempotent: tuple[Callable[..., dict[str, Any]], Any] | None = None
     clock: Callable[[], dt.datetime] = field(default=lambda: dt.datetime.now(dt.UTC))
     post_margin_ms: int = DEFAULT_POST_MARGIN_MS
+    record_budget_ms: int = DEFAULT_RECORD_BUDGET_MS
+    busy_wait_ms: int = DEFAULT_BUSY_WAIT_MS
+    requeue: Requeue | None = None
 
     def start_batch(self, records: Sequence[Mapping[str, Any]], context: Any = None) -> BatchRun:
         """Parse the batch and return the run whose ``process_record`` the batch processor calls."""
@@ -247,8 +284,22 @@ class Worker:
             report.to_body()  # checks the enumerations before anything is written
         except KantataError as exc:
             raise ParkDeliveryError(f"mapping: {exc}") from None
-        claim = self._claim(p, event)
+        claim = run.claim_of(p) or self._claim(p, event)
         if not claim.granted:
+            if claim.ambiguous:
+                # An earlier attempt of this delivery sent its create and lost the answer; a newer delivery
+                # has claimed the object since. Kantata may hold this delivery's report: say so if it does.
+                found = self._find_earlier_report(self._client(), report, event, p.dedupe_key)
+                if found is not None:
+                    run.resolved_ambiguity = event.object_key
+                    return self._outcome(
+                        p,
+                        OutcomeKind.POSTED,
+                        "posted by an earlier attempt whose answer was lost (found by its delivery marker); "
+                        f"a newer update (delivery {claim.current_delivery}) has been posted since",
+                        workspace_id=route.workspace_id,
+                        report_id=found,
+                    )
             held = version_text(claim.current_version) if claim.current_version is not None else "?"
             return self._outcome(
                 p,
@@ -261,6 +312,8 @@ class Worker:
         if claim.reclaimed:
             found = self._find_earlier_report(client, report, event, p.dedupe_key)
             if found is not None:
+                if claim.ambiguous:
+                    run.resolved_ambiguity = event.object_key
                 return self._outcome(
                     p,
                     OutcomeKind.POSTED,
@@ -272,6 +325,8 @@ class Worker:
         try:
             created = client.create_status_report(report)
         except KantataError as exc:
+            if is_ambiguous(exc):
+                run.ambiguous_object = event.object_key
             self._fail(exc)
         return self._outcome(
             p, OutcomeKind.POSTED, "posted", workspace_id=route.workspace_id, report_id=created.id
@@ -337,23 +392,51 @@ class Worker:
         )
 
 
+def is_ambiguous(exc: KantataError) -> bool:
+    """Whether a failed create may have been made in Kantata after all: no answer arrived (a timeout, a
+    dropped connection) or a 5xx other than 503 came back, or a 2xx the client could not read. A 429, a 503
+    or a 4xx means Kantata did not make it."""
+    if isinstance(exc, KantataConnectionError | MalformedResponseError):
+        return True
+    return isinstance(exc, UnavailableError) and getattr(exc, "status", None) != 503
+
+
 def deliver_once(*, delivery: dict[str, str], prepared: Prepared, run: BatchRun) -> dict[str, Any]:
     """The unit Powertools idempotency wraps (its module and name are part of the idempotency key: keep them)."""
     return run.worker.deliver(prepared, run).to_dict()
 
 
 class BatchRun:
-    """One invocation's batch: the prepared records and the per-record entry point."""
+    """One invocation's batch: the prepared records and the per-record entry point.
+
+    Per record it also carries what the record's attempt learnt (its claim, an ambiguous create) from the
+    flow to the outcome write; records are handled one at a time.
+    """
 
     def __init__(self, worker: Worker, prepared: dict[str, Prepared], context: Any) -> None:
         self.worker = worker
         self.prepared = prepared
         self.context = context
+        self.started = 0  # records that began writing in this invocation
+        self._request: ClaimRequest | None = None
+        self.ambiguous_object: str | None = None  # the current record's create may have landed
+        self.resolved_ambiguity: str | None = None  # the current record's lost create was found
+
+    def remaining_ms(self) -> int | None:
+        remaining = getattr(self.context, "get_remaining_time_in_millis", None)
+        return int(remaining()) if remaining is not None else None
 
     def ensure_time_for_post(self, margin_ms: int) -> None:
-        remaining = getattr(self.context, "get_remaining_time_in_millis", None)
-        if remaining is not None and remaining() < margin_ms:
+        remaining = self.remaining_ms()
+        if remaining is not None and remaining < margin_ms:
             raise RetryableDeliveryError("not enough time left in this invocation to post safely")
+
+    def claim_of(self, p: Prepared) -> Claim | None:
+        """The claim the record store took for ``p`` with its in-progress record, if it did."""
+        request = self._request
+        if request is not None and request.dedupe_key == p.dedupe_key:
+            return request.claim
+        return None
 
     def process_record(self, record: Any) -> dict[str, Any]:
         """Handle one SQS record (a Powertools SQSRecord or a raw dict). Returns the outcome as a dict.
@@ -365,12 +448,18 @@ class BatchRun:
         worker = self.worker
         if p.envelope is None:
             return self._finish(worker._outcome(p, OutcomeKind.PARKED, p.park_reason or "bad envelope"))
+        self.ambiguous_object = self.resolved_ambiguity = None
+        if p.writes:
+            remaining = self.remaining_ms()
+            if remaining is not None and remaining < worker.record_budget_ms and self.started:
+                return self._defer(p, "not enough time left in this invocation", delay_seconds=0)
+            self.started += 1
         try:
             if worker.idempotent is None:
                 outcome = worker.deliver(p, self)
                 worker.outcomes.put(outcome)
             else:
-                result = worker.idempotent[0](delivery={"dedupe_key": p.dedupe_key}, prepared=p, run=self)
+                result = self._deliver_once(p)
                 if result.get("duplicate"):
                     return self._duplicate(p, result)
                 outcome = Outcome.from_dict(result)
@@ -384,18 +473,88 @@ class BatchRun:
             logger.info("delivery in progress elsewhere", extra={"dedupe_key": p.dedupe_key})
             metrics.add_metric(name="DeliveriesInProgressElsewhere", unit="Count", value=1)
             raise
+        except ObjectBusyError as exc:
+            return self._defer(p, f"object busy: {exc}", delay_seconds=5)
         except Exception as exc:
             reason = f"unexpected: {type(exc).__name__}: {str(exc)[:300]}"
             self._finish(worker._outcome(p, OutcomeKind.FAILED, reason))
             raise
+        if self.resolved_ambiguity:
+            self._forget_ambiguity(p, self.resolved_ambiguity)
         self._log(outcome)
         return outcome.to_dict()
 
-    def _finish(self, outcome: Outcome) -> dict[str, Any]:
-        # Parked and failed outcomes are written here (outside the idempotent unit, whose record Powertools
-        # deleted). A failure to write them is logged; for a failed record SQS still holds the message.
+    def _deliver_once(self, p: Prepared) -> dict[str, Any]:
+        """The Powertools-wrapped delivery, with the object's claim written with its in-progress record."""
+        from aws_lambda_powertools.utilities.idempotency.exceptions import IdempotencyPersistenceLayerError
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        worker = self.worker
+        assert worker.idempotent is not None
+        request = None
+        if p.writes and p.event is not None:
+            remaining = self.remaining_ms() or 900_000
+            request = ClaimRequest(
+                object_key=p.event.object_key,
+                version=version_number(p.event.version),
+                dedupe_key=p.dedupe_key,
+                # The lease lasts as long as this invocation can: it cannot expire while this one may write.
+                lease_ms=remaining + 1_000,
+                wait_budget_s=max(0.0, min(worker.busy_wait_ms, remaining - worker.record_budget_ms) / 1000),
+            )
+        self._request = request
+        token = CURRENT_CLAIM.set(request)
         try:
-            self.worker.outcomes.put(outcome)
+            return worker.idempotent[0](delivery={"dedupe_key": p.dedupe_key}, prepared=p, run=self)
+        except IdempotencyPersistenceLayerError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ObjectBusyError):
+                raise cause from None
+            if isinstance(cause, BotoCoreError | ClientError):
+                raise RetryableDeliveryError(f"delivery record: {type(cause).__name__}: {cause}") from None
+            raise
+        finally:
+            CURRENT_CLAIM.reset(token)
+            self._request = None
+
+    def _defer(self, p: Prepared, why: str, *, delay_seconds: int) -> dict[str, Any]:
+        """Send the record's message to the queue again as a new message and let this one go (it is deleted):
+        a deferral never counts towards maxReceiveCount. Without a way to requeue, the record fails instead."""
+        requeue = self.worker.requeue
+        fields = {"dedupe_key": p.dedupe_key, "reason": why, "attempt": p.receive_count}
+        if requeue is None:
+            raise RetryableDeliveryError(f"deferred: {why}")
+        try:
+            requeue(p.message, p.attributes, delay_seconds)
+        except Exception as exc:  # noqa: BLE001 - could not requeue: fail the record, SQS keeps it
+            raise RetryableDeliveryError(f"deferred: {why}; requeue failed ({type(exc).__name__})") from None
+        logger.info("delivery deferred", extra=fields)
+        metrics.add_metric(name="DeliveriesDeferred", unit="Count", value=1)
+        return {"dedupe_key": p.dedupe_key, "kind": "deferred", "reason": why}
+
+    def _forget_ambiguity(self, p: Prepared, object_key: str) -> None:
+        guard = self.worker.guard
+        try:
+            guard.client.update_item(**guard.ambiguous_update(object_key, p.dedupe_key, add=False))
+        except Exception as exc:  # noqa: BLE001 - only a hint for later attempts; the outcome is recorded
+            logger.warning("could not clear an ambiguous create", extra={"error": type(exc).__name__})
+
+    def _finish(self, outcome: Outcome) -> dict[str, Any]:
+        # Parked and failed outcomes are written here, over the in-progress record (see idempotency.py). A
+        # failure to write them is logged; for a failed record SQS still holds the message.
+        extra = []
+        if outcome.kind is OutcomeKind.FAILED and self.ambiguous_object:
+            # The create may have landed: tell later attempts of this delivery to look before calling
+            # themselves stale (processor module docstring).
+            extra.append(
+                {
+                    "Update": self.worker.guard.ambiguous_update(
+                        self.ambiguous_object, outcome.dedupe_key, add=True
+                    )
+                }
+            )
+        try:
+            self.worker.outcomes.put(outcome, extra)
         except Exception as exc:  # noqa: BLE001 - the outcome write must not hide the delivery's own result
             logger.error(
                 "could not record outcome", extra={**outcome.log_fields(), "error": type(exc).__name__}

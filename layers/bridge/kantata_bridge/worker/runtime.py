@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -105,18 +106,33 @@ class KantataClientSource:
         self._force = True
 
 
+def aws_config() -> Any:
+    """botocore settings for the worker's AWS calls: bounded, so a DynamoDB or S3 outage costs seconds of the
+    invocation, not most of it (botocore's legacy default retries DynamoDB ten times, up to ~25 s)."""
+    from botocore.config import Config
+
+    return Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 3, "mode": "standard"})
+
+
 @functools.cache
 def dynamodb_client() -> Any:
     import boto3
 
-    return boto3.client("dynamodb")
+    return boto3.client("dynamodb", config=aws_config())
 
 
 @functools.cache
 def s3_client() -> Any:
     import boto3
 
-    return boto3.client("s3")
+    return boto3.client("s3", config=aws_config())
+
+
+@functools.cache
+def sqs_client() -> Any:
+    import boto3
+
+    return boto3.client("sqs", config=aws_config())
 
 
 def fetch_body(envelope: DeliveryEnvelope) -> DeliveryEnvelope:
@@ -125,27 +141,59 @@ def fetch_body(envelope: DeliveryEnvelope) -> DeliveryEnvelope:
     return fetch(envelope, s3_client())
 
 
+class SqsRequeue:
+    """Sends a deferred record's message to the events queue again, as a new message with its attributes."""
+
+    def __init__(self, queue_url: str, client: Any = None) -> None:
+        self.queue_url = queue_url
+        self.client = client
+
+    def __call__(self, message: str, attributes: Mapping[str, Any], delay_seconds: int) -> None:
+        client = self.client if self.client is not None else sqs_client()
+        client.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=message,
+            MessageAttributes=send_attributes(attributes),
+            DelaySeconds=max(0, min(int(delay_seconds), 900)),
+        )
+
+
+def send_attributes(attributes: Mapping[str, Any]) -> dict[str, dict[str, str]]:
+    """Message attributes as Lambda delivered them (``stringValue``) in the shape SendMessage takes."""
+    out: dict[str, dict[str, str]] = {}
+    for name, value in attributes.items():
+        if not isinstance(value, Mapping):
+            continue
+        text = value.get("stringValue", value.get("StringValue"))
+        if isinstance(text, str):
+            out[name] = {
+                "DataType": str(value.get("dataType", value.get("DataType", "String"))),
+                "StringValue": text,
+            }
+    return out
+
+
 def build_worker(settings: WorkerSettings, *, dynamodb: Any = None, kantata: Any = None) -> Worker:
     """A Worker wired for production from ``settings`` (clients may be passed in by tests and tools)."""
-    from kantata_bridge.worker.idempotency import OutcomeRecordingPersistenceLayer, make_idempotent
+    from kantata_bridge.worker.idempotency import DeliveryRecordStore, make_idempotent
     from kantata_bridge.worker.ordering import OrderingGuard
     from kantata_bridge.worker.outcomes import OutcomeStore
     from kantata_bridge.worker.processor import Worker, deliver_once
 
     ddb = dynamodb if dynamodb is not None else dynamodb_client()
     outcomes = OutcomeStore(settings.state_table, ddb, ttl_seconds=settings.outcome_ttl_seconds)
-    persistence = OutcomeRecordingPersistenceLayer(
-        settings.idempotency_table, outcomes=outcomes, boto3_client=ddb
-    )
+    guard = OrderingGuard(settings.state_table, ddb)
+    store = DeliveryRecordStore(settings.state_table, ddb, outcomes=outcomes, guard=guard)
     return Worker(
-        guard=OrderingGuard(settings.state_table, ddb),
+        guard=guard,
         outcomes=outcomes,
         config=ConfigSource(settings),
         kantata=kantata if kantata is not None else KantataClientSource(settings),
         fetch_body=fetch_body,
         idempotent=make_idempotent(
-            deliver_once, persistence=persistence, ttl_seconds=settings.idempotency_ttl_seconds
+            deliver_once, persistence=store, ttl_seconds=settings.idempotency_ttl_seconds
         ),
+        requeue=SqsRequeue(settings.queue_url) if settings.queue_url else None,
     )
 
 
@@ -160,3 +208,4 @@ def reset() -> None:
     default_worker.cache_clear()
     dynamodb_client.cache_clear()
     s3_client.cache_clear()
+    sqs_client.cache_clear()

@@ -21,7 +21,6 @@ class SettingsError(ValueError):
 
 @dataclass(frozen=True, slots=True)
 class WorkerSettings:
-    idempotency_table: str
     state_table: str
     kantata_token_secret_name: str
     kantata_base_url: str = DEFAULT_BASE_URL
@@ -31,6 +30,7 @@ class WorkerSettings:
     idempotency_ttl_seconds: int = DEFAULT_IDEMPOTENCY_TTL
     outcome_ttl_seconds: int = DEFAULT_OUTCOME_TTL
     config_max_age_seconds: int = DEFAULT_CONFIG_MAX_AGE
+    queue_url: str | None = None  # the events queue: where deferred deliveries are sent again
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> WorkerSettings:
@@ -59,7 +59,6 @@ class WorkerSettings:
         if not config_file and not config_parameter:
             raise SettingsError("set ROUTING_CONFIG_FILE or ROUTING_CONFIG_PARAMETER")
         return cls(
-            idempotency_table=required("IDEMPOTENCY_TABLE"),
             state_table=required("STATE_TABLE"),
             kantata_token_secret_name=required("KANTATA_TOKEN_SECRET_NAME"),
             kantata_base_url=optional("KANTATA_BASE_URL") or DEFAULT_BASE_URL,
@@ -69,4 +68,5 @@ class WorkerSettings:
             idempotency_ttl_seconds=seconds("IDEMPOTENCY_TTL_SECONDS", DEFAULT_IDEMPOTENCY_TTL),
             outcome_ttl_seconds=seconds("OUTCOME_TTL_SECONDS", DEFAULT_OUTCOME_TTL),
             config_max_age_seconds=seconds("ROUTING_CONFIG_MAX_AGE_SECONDS", DEFAULT_CONFIG_MAX_AGE),
+            queue_url=optional("QUEUE_URL"),
         )
