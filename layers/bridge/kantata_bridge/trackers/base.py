@@ -22,6 +22,8 @@ Headers = Mapping[str, str]
 # HMAC methods a "<method>=<hex>" signature header may name. SHA-1 is left out on purpose: GitHub's legacy
 # X-Hub-Signature (sha1) is not accepted, and no supported tracker needs it.
 _HMAC_METHODS: Final = frozenset({"sha256", "sha384", "sha512"})
+# Most a signed timestamp may be ahead of the receiver's clock (seconds), whatever the tolerance for old ones.
+_FUTURE_SKEW: Final = 300
 
 
 class SignatureError(Exception):
@@ -177,6 +179,22 @@ def verify_shared_token(header_value: str | None, tokens: Sequence[str], header_
         matched |= hmac.compare_digest(hashlib.sha256(token.encode("utf-8")).digest(), given)
     if not matched:
         raise SignatureError("mismatch", f"token in {header_name} does not match any active token")
+
+
+def check_signed_time(signed_at: float, now: float | None, tolerance: int | None, what: str) -> None:
+    """Refuse a signed timestamp (epoch seconds) too far from ``now`` (replay protection).
+
+    Older than ``tolerance`` seconds → SignatureError ``stale``; ahead of ``now`` by more than
+    ``min(tolerance, 300)`` seconds → ``future`` (a sender's clock may run a little fast, never hours, so a wide
+    window kept for late retries does not also admit far-future stamps). ``now`` or ``tolerance`` None or 0:
+    not checked. ``what`` names the timestamp in the message (never its value).
+    """
+    if now is None or not tolerance:
+        return
+    if signed_at < now - tolerance:
+        raise SignatureError("stale", f"{what} is more than {tolerance} s old")
+    if signed_at > now + min(tolerance, _FUTURE_SKEW):
+        raise SignatureError("future", f"{what} is ahead of the receiver's clock")
 
 
 def parse_json_object(text: bytes | str) -> dict[str, Any]:
