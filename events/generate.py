@@ -162,7 +162,7 @@ def apigw_event(
         "content-length": str(len(body.encode("utf-8"))),
         "host": API_HOST,
         "x-amzn-trace-id": f"Root=1-{epoch:08x}-{hashlib.sha256(request_id.encode()).hexdigest()[:24]}",
-        "x-forwarded-for": SOURCE_IPS[tracker],
+        "x-forwarded-for": SOURCE_IPS.get(tracker, "192.0.2.1"),
         "x-forwarded-port": "443",
         "x-forwarded-proto": "https",
         **headers,

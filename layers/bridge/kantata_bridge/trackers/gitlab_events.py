@@ -90,6 +90,7 @@ def parse_gitlab_event(
         raise IgnoredEventError(f"gitlab event {event_type!r} is not reported")
     doc = _decode(body)
     kind = doc.get("object_kind")
+    kind = kind if isinstance(kind, str) else None
     if kind in _ISSUE_KINDS:
         model, actions, sign = Model.ISSUE, _ISSUE_ACTIONS, "#"
     elif kind == "merge_request":
@@ -120,10 +121,10 @@ def parse_gitlab_event(
     if not isinstance(iid, int) or isinstance(iid, bool):
         raise UnmappablePayloadError("object_attributes.iid: missing or not an integer")
     state = attrs.get("state")
-    if state not in _STATES:
+    if not isinstance(state, str) or state not in _STATES:
         raise UnmappablePayloadError("object_attributes.state: must be one of opened, closed, merged, locked")
     labels = _label_titles(doc.get("labels"), attrs.get("labels"))
-    status_name, category, from_labels = _status(attrs, str(state), labels, status_label_prefix)
+    status_name, category, from_labels = _status(attrs, state, labels, status_label_prefix)
     previous_status = _PREVIOUS_STATE.get(str(action_name))
     if action is Action.UPDATED and from_labels:
         # Only a label-driven status can be seen changing: the payload does not say which work item status
