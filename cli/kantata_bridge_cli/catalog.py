@@ -3,6 +3,9 @@
     kantata-bridge catalog plan  [--prune] [--config FILE] [--base-url URL] [--token-env VAR] [--state FILE] [--json]
     kantata-bridge catalog apply [--prune] [--config FILE] [--base-url URL] [--token-env VAR] [--state FILE] [--json]
     kantata-bridge catalog from-jira EXPORT.json --set-name NAME [--project KEY] [--needs-info RULE ...]
+    kantata-bridge catalog from-linear EXPORT.json --set-name NAME [--team KEY] [--needs-info RULE ...]
+    kantata-bridge catalog from-gitlab EXPORT.json --set-name NAME [--workflow PATH] [--label-prefix P]
+                                       [--lifecycle NAME] [--needs-info|--started|--completed RULE ...]
 
 Exit codes: 0 done (plan: whatever it shows), 1 Kantata refused or a set cannot be planned, 2 bad input
 (configuration, export, missing token).
@@ -73,11 +76,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a status name rule for the 'needs info' category: a case-insensitive substring, or /regex/ "
         f"(repeatable; default: {', '.join(DEFAULT_NEEDS_INFO_RULES)})",
     )
+    _add_from_linear(sub)
+    _add_from_gitlab(sub)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.catalog_command == "from-jira":
         return _from_jira(args)
+    if args.catalog_command == "from-linear":
+        return _from_linear(args)
+    if args.catalog_command == "from-gitlab":
+        return _from_gitlab(args)
     return _sync(args)
 
 
@@ -104,6 +113,125 @@ def _from_jira(args: argparse.Namespace) -> int:
         return 2
     sys.stdout.write(render_config_yaml(CatalogConfig(sets=(desired,))))
     return 0
+
+
+def _add_from_linear(sub: Any) -> None:
+    p = sub.add_parser(
+        "from-linear",
+        help="print catalog YAML for a Linear team from its workflowStates GraphQL answer",
+        description="Read the JSON answer of a Linear workflowStates GraphQL query and print catalog YAML.",
+    )
+    p.add_argument("export", help="the export file ('-' for standard input)")
+    p.add_argument("--set-name", required=True, help="the Kantata task status set's name")
+    p.add_argument("--team", help="the Linear team key (required when the export holds several teams)")
+    p.add_argument(
+        "--needs-info",
+        action="append",
+        metavar="RULE",
+        help="a state name rule for the 'needs info' category: a case-insensitive substring, or /regex/ "
+        f"(repeatable; default: {', '.join(DEFAULT_NEEDS_INFO_RULES)})",
+    )
+
+
+def _from_linear(args: argparse.Namespace) -> int:
+    from kantata_bridge.catalog.linear import LinearExportError, set_from_linear_export
+
+    export = _read_export(args.export)
+    if export is _UNREADABLE:
+        return 2
+    try:
+        desired = set_from_linear_export(
+            export,
+            set_name=args.set_name,
+            team=args.team,
+            needs_info=args.needs_info or DEFAULT_NEEDS_INFO_RULES,
+        )
+    except (LinearExportError, CatalogConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(render_config_yaml(CatalogConfig(sets=(desired,))))
+    return 0
+
+
+def _add_from_gitlab(sub: Any) -> None:
+    from kantata_bridge.catalog.gitlab import (
+        DEFAULT_COMPLETED_RULES,
+        DEFAULT_LABEL_PREFIX,
+        DEFAULT_STARTED_RULES,
+    )
+
+    p = sub.add_parser(
+        "from-gitlab",
+        help="print catalog YAML from GitLab work item statuses or scoped workflow labels",
+        description="Read GitLab's labels list (REST) or its lifecycles GraphQL answer and print catalog YAML.",
+    )
+    p.add_argument("export", help="the export file ('-' for standard input)")
+    p.add_argument("--set-name", required=True, help="the Kantata task status set's name")
+    p.add_argument("--workflow", help="the GitLab group or project path (recorded as the set's workflow)")
+    p.add_argument(
+        "--label-prefix",
+        default=DEFAULT_LABEL_PREFIX,
+        help=f"labels export: the scoped-label prefix that names statuses (default: {DEFAULT_LABEL_PREFIX})",
+    )
+    p.add_argument("--lifecycle", help="statuses export: the lifecycle to use when the group has several")
+    for option, category, defaults in (
+        ("--needs-info", "needs info", DEFAULT_NEEDS_INFO_RULES),
+        ("--completed", "completed", DEFAULT_COMPLETED_RULES),
+        ("--started", "started", DEFAULT_STARTED_RULES),
+    ):
+        p.add_argument(
+            option,
+            action="append",
+            metavar="RULE",
+            help=f"a status name rule for the '{category}' category (labels; needs info also for statuses): "
+            f"a case-insensitive substring, or /regex/ (repeatable; default: {', '.join(defaults)})",
+        )
+
+
+def _from_gitlab(args: argparse.Namespace) -> int:
+    from kantata_bridge.catalog.gitlab import (
+        DEFAULT_COMPLETED_RULES,
+        DEFAULT_STARTED_RULES,
+        GitLabExportError,
+        set_from_gitlab_export,
+    )
+
+    export = _read_export(args.export)
+    if export is _UNREADABLE:
+        return 2
+    try:
+        desired = set_from_gitlab_export(
+            export,
+            set_name=args.set_name,
+            workflow=args.workflow,
+            label_prefix=args.label_prefix,
+            lifecycle=args.lifecycle,
+            needs_info=args.needs_info or DEFAULT_NEEDS_INFO_RULES,
+            completed=args.completed or DEFAULT_COMPLETED_RULES,
+            started=args.started or DEFAULT_STARTED_RULES,
+        )
+    except (GitLabExportError, CatalogConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    sys.stdout.write(render_config_yaml(CatalogConfig(sets=(desired,))))
+    return 0
+
+
+_UNREADABLE = object()
+
+
+def _read_export(path: str) -> Any:
+    """The JSON of an export file ('-': standard input), or _UNREADABLE after saying why on stderr."""
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"error: cannot read {path}: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
+        return _UNREADABLE
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        print(f"error: {path} is not JSON: {exc}", file=sys.stderr)
+        return _UNREADABLE
 
 
 def _default_state(config: str) -> Path:
