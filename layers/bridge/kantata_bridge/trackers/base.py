@@ -2,8 +2,8 @@
 
 A tracker adapter knows one tracker's delivery conventions: which header carries the signature and how it
 is computed, where the event type and the delivery id are, which headers are worth keeping. It knows
-nothing about HTTP status codes, queues or Kantata. GitLab and Linear join by implementing
-:class:`TrackerAdapter` and registering in :mod:`kantata_bridge.trackers.registry`.
+nothing about HTTP status codes, queues or Kantata. A tracker joins by implementing :class:`TrackerAdapter`
+and registering in :mod:`kantata_bridge.trackers.registry` (GitHub, Jira, GitLab and Linear do).
 
 Keep this module free of heavy imports: the receiver imports it on its cold-start path.
 """
@@ -30,7 +30,8 @@ class SignatureError(Exception):
     """The delivery is not authenticated: signature or token missing, malformed or wrong.
 
     ``reason`` is a short machine-readable word (``missing``, ``mismatch``, ``malformed``,
-    ``unsupported_method``, ``no_secret``) safe to log and answer with. The message never contains the
+    ``unsupported_method``, ``no_secret``; for signed timestamps ``stale`` and ``future``) safe to log and
+    answer with. The message never contains the
     signature, the token or a secret.
     """
 
