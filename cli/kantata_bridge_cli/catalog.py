@@ -5,6 +5,9 @@
     kantata-bridge catalog apply [--prune] [--config FILE] [--base-url URL] [--token-env VAR]
                                  [--state FILE | --no-state] [--json] [--auto-approve]
     kantata-bridge catalog from-jira EXPORT.json --set-name NAME [--project KEY] [--needs-info RULE ...]
+    kantata-bridge catalog from-linear EXPORT.json --set-name NAME [--team KEY] [--needs-info RULE ...]
+    kantata-bridge catalog from-gitlab EXPORT.json --set-name NAME [--workflow PATH] [--label-prefix P]
+                                       [--lifecycle NAME] [--needs-info|--started|--completed RULE ...]
 
 Standard output carries the data (the plan, the apply report, the JSON summary, the generated YAML);
 everything else (the Kantata URL, retries, warnings, errors, the confirmation prompt) goes to standard error.
@@ -177,9 +180,6 @@ exit codes: 0 done, 2 bad input (an unreadable file, not JSON, not a Jira export
     p.set_defaults(catalog_run=_from_jira, catalog_interrupted="nothing was printed")
 
 
-SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (_add_plan, _add_apply, _add_from_jira)
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="catalog_command", metavar="ACTION", required=True)
     for add in SUBCOMMANDS:
@@ -224,20 +224,25 @@ def _discard_stdout() -> None:
 # ---------------------------------------------------------------- from-jira
 
 
-def _from_jira(args: argparse.Namespace) -> int:
-    where = "standard input" if args.export == "-" else args.export
+def _read_export(path: str, what: str) -> Any:
+    """The JSON of an export file ('-': standard input). Raises CatalogCliError saying what is wrong."""
+    where = "standard input" if path == "-" else path
     try:
-        data = sys.stdin.buffer.read() if args.export == "-" else Path(args.export).read_bytes()
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     except OSError as exc:
         raise CatalogCliError(f"cannot read {where}: {exc.strerror or exc}") from None
     try:
-        export = json.loads(data.decode("utf-8"))
+        return json.loads(data.decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise CatalogCliError(f"{where} is not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise CatalogCliError(f"{where} is not JSON: {exc}") from None
     except RecursionError:
-        raise CatalogCliError(f"{where} is nested too deeply to be a Jira export") from None
+        raise CatalogCliError(f"{where} is nested too deeply to be {what}") from None
+
+
+def _from_jira(args: argparse.Namespace) -> int:
+    export = _read_export(args.export, "a Jira export")
     try:
         desired = set_from_jira_export(
             export,
@@ -246,6 +251,107 @@ def _from_jira(args: argparse.Namespace) -> int:
             needs_info=args.needs_info or DEFAULT_NEEDS_INFO_RULES,
         )
     except (JiraExportError, CatalogConfigError) as exc:
+        raise CatalogCliError(str(exc)) from None
+    sys.stdout.write(render_config_yaml(CatalogConfig(sets=(desired,))))
+    return 0
+
+
+# ---------------------------------------------------------------- from-linear, from-gitlab
+
+
+def _add_from_linear(sub: Any) -> None:
+    p = sub.add_parser(
+        "from-linear",
+        help="print catalog YAML for a Linear team from its workflowStates GraphQL answer",
+        description="Read the JSON answer of a Linear workflowStates GraphQL query and print catalog YAML.",
+    )
+    p.add_argument("export", help="the export file ('-' for standard input)")
+    p.add_argument("--set-name", required=True, help="the Kantata task status set's name")
+    p.add_argument("--team", help="the Linear team key (required when the export holds several teams)")
+    p.add_argument(
+        "--needs-info",
+        action="append",
+        metavar="RULE",
+        help="a state name rule for the 'needs info' category: a case-insensitive substring, or /regex/ "
+        f"(repeatable; default: {', '.join(DEFAULT_NEEDS_INFO_RULES)})",
+    )
+    p.set_defaults(catalog_run=_from_linear, catalog_interrupted="nothing was printed")
+
+
+def _from_linear(args: argparse.Namespace) -> int:
+    from kantata_bridge.catalog.linear import LinearExportError, set_from_linear_export
+
+    export = _read_export(args.export, "a Linear export")
+    try:
+        desired = set_from_linear_export(
+            export,
+            set_name=args.set_name,
+            team=args.team,
+            needs_info=args.needs_info or DEFAULT_NEEDS_INFO_RULES,
+        )
+    except (LinearExportError, CatalogConfigError) as exc:
+        raise CatalogCliError(str(exc)) from None
+    sys.stdout.write(render_config_yaml(CatalogConfig(sets=(desired,))))
+    return 0
+
+
+def _add_from_gitlab(sub: Any) -> None:
+    from kantata_bridge.catalog.gitlab import (
+        DEFAULT_COMPLETED_RULES,
+        DEFAULT_LABEL_PREFIX,
+        DEFAULT_STARTED_RULES,
+    )
+
+    p = sub.add_parser(
+        "from-gitlab",
+        help="print catalog YAML from GitLab work item statuses or scoped workflow labels",
+        description="Read GitLab's labels list (REST) or its lifecycles GraphQL answer and print catalog YAML.",
+    )
+    p.add_argument("export", help="the export file ('-' for standard input)")
+    p.add_argument("--set-name", required=True, help="the Kantata task status set's name")
+    p.add_argument("--workflow", help="the GitLab group or project path (recorded as the set's workflow)")
+    p.add_argument(
+        "--label-prefix",
+        default=DEFAULT_LABEL_PREFIX,
+        help=f"labels export: the scoped-label prefix that names statuses (default: {DEFAULT_LABEL_PREFIX})",
+    )
+    p.add_argument("--lifecycle", help="statuses export: the lifecycle to use when the group has several")
+    for option, category, defaults in (
+        ("--needs-info", "needs info", DEFAULT_NEEDS_INFO_RULES),
+        ("--completed", "completed", DEFAULT_COMPLETED_RULES),
+        ("--started", "started", DEFAULT_STARTED_RULES),
+    ):
+        p.add_argument(
+            option,
+            action="append",
+            metavar="RULE",
+            help=f"a status name rule for the '{category}' category (labels; needs info also for statuses): "
+            f"a case-insensitive substring, or /regex/ (repeatable; default: {', '.join(defaults)})",
+        )
+    p.set_defaults(catalog_run=_from_gitlab, catalog_interrupted="nothing was printed")
+
+
+def _from_gitlab(args: argparse.Namespace) -> int:
+    from kantata_bridge.catalog.gitlab import (
+        DEFAULT_COMPLETED_RULES,
+        DEFAULT_STARTED_RULES,
+        GitLabExportError,
+        set_from_gitlab_export,
+    )
+
+    export = _read_export(args.export, "a GitLab export")
+    try:
+        desired = set_from_gitlab_export(
+            export,
+            set_name=args.set_name,
+            workflow=args.workflow,
+            label_prefix=args.label_prefix,
+            lifecycle=args.lifecycle,
+            needs_info=args.needs_info or DEFAULT_NEEDS_INFO_RULES,
+            completed=args.completed or DEFAULT_COMPLETED_RULES,
+            started=args.started or DEFAULT_STARTED_RULES,
+        )
+    except (GitLabExportError, CatalogConfigError) as exc:
         raise CatalogCliError(str(exc)) from None
     sys.stdout.write(render_config_yaml(CatalogConfig(sets=(desired,))))
     return 0
@@ -451,3 +557,13 @@ def _write_pins(state: Path, pins: CatalogPins) -> None:
         state.write_text(pins.to_json() + "\n", encoding="utf-8")
     except OSError as exc:
         _say(f"warning: pins not saved to {state}: {exc.strerror or exc}")
+
+
+# Every subcommand: its parser function (which sets the function it runs). Listed last: they are all defined.
+SUBCOMMANDS: tuple[Callable[[Any], None], ...] = (
+    _add_plan,
+    _add_apply,
+    _add_from_jira,
+    _add_from_linear,
+    _add_from_gitlab,
+)

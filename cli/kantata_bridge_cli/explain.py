@@ -33,7 +33,9 @@ class ExplainInputError(ValueError):
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--tracker", required=True, help="tracker name: github or jira")
+    from kantata_bridge.trackers.registry import TRACKERS
+
+    parser.add_argument("--tracker", required=True, help=f"tracker name: {', '.join(TRACKERS)}")
     parser.add_argument(
         "--header",
         action="append",

@@ -1,7 +1,8 @@
 """The local stack: the whole pipeline on one machine, with no AWS account and no Docker.
 
-``kantata-bridge demo`` starts it, sends the sample deliveries from events/ over HTTP (signed with the sample
-secrets, including a redelivered duplicate, an out-of-order pair and a forged signature), waits for the
+``kantata-bridge demo`` starts it, sends the sample deliveries from events/ over HTTP (GitHub, Jira, GitLab and
+Linear, signed with the sample secrets, including a redelivered duplicate, an out-of-order pair and a forged
+signature), waits for the
 worker, prints the Kantata status reports and every delivery's outcome, and stops everything.
 ``kantata-bridge serve`` keeps it running for your own webhooks (curl, or a tunnel from GitHub/Jira).
 
@@ -39,7 +40,16 @@ from kantata_bridge_dev.resources import REPO_ROOT, LocalResources, create_resou
 
 REGION: Final = "us-east-1"
 STACK_PREFIX: Final = "kantata-bridge-local"
-SAMPLE_SECRETS: Final = {"github": ["github-sample-secret"], "jira": ["jira-sample-secret"]}
+SAMPLE_SECRETS: Final = {
+    "github": ["github-sample-secret"],
+    "jira": ["jira-sample-secret"],
+    "gitlab_tokens": ["gitlab-sample-token"],
+    # GitLab signing token (GITLAB_AUTH_MODE=signature): "whsec_" + base64 of a 32-byte key.
+    "gitlab": ["whsec_a2FudGF0YS1icmlkZ2UgZ2l0bGFiIHNhbXBsZSBrZXk="],
+    "linear": ["linear-sample-secret"],
+}
+# Trackers the local stack's receiver serves (the deployed default is github,jira; the others are opt-in).
+LOCAL_TRACKERS: Final = "github,jira,gitlab,linear"
 SANDBOX_TOKEN: Final = "sandbox-token"  # noqa: S105 - the Kantata sandbox's documented test token
 DEFAULT_ROUTING: Final = REPO_ROOT / "config" / "local-routing.yaml"
 EVENTS_DIR: Final = REPO_ROOT / "events" / "apigw"
@@ -276,6 +286,7 @@ class LocalStack:
                 "QUEUE_URL": res.queue_url,
                 "PAYLOAD_BUCKET": res.payload_bucket,
                 "WEBHOOK_SECRETS_NAME": res.webhook_secrets_name,
+                "ENABLED_TRACKERS": LOCAL_TRACKERS,
                 "STATE_TABLE": res.state_table,
                 "KANTATA_BASE_URL": base_url,
                 "KANTATA_TOKEN_SECRET_NAME": res.kantata_token_secret_name,
@@ -501,9 +512,15 @@ class Delivery:
 
     @property
     def delivery_id(self) -> str:
-        return (
-            self.headers.get("x-github-delivery") or self.headers.get("x-atlassian-webhook-identifier") or "-"
-        )
+        for name in (
+            "x-github-delivery",
+            "x-atlassian-webhook-identifier",
+            "idempotency-key",
+            "linear-delivery",
+        ):
+            if self.headers.get(name):
+                return self.headers[name]
+        return "-"
 
     @property
     def dedupe_key(self) -> str:
@@ -531,6 +548,23 @@ def sign(tracker: str, body: bytes, secret: str) -> dict[str, str]:
     """The signature header a tracker sends for ``body`` (GitHub X-Hub-Signature-256, Jira X-Hub-Signature)."""
     digest = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
     return {"x-hub-signature-256" if tracker == "github" else "x-hub-signature": f"sha256={digest}"}
+
+
+def restamped_linear_delivery(name: str, *, now: float | None = None) -> Delivery:
+    """A Linear sample as Linear would send it now: ``webhookTimestamp`` set to ``now`` and signed again with the
+    sample secret (the committed sample's timestamp is long past, and the receiver refuses stale ones)."""
+    delivery = sample_delivery(name)
+    doc = json.loads(delivery.body)
+    doc["webhookTimestamp"] = int((time.time() if now is None else now) * 1000)
+    body = json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    signature = hmac.new(SAMPLE_SECRETS["linear"][0].encode(), body, hashlib.sha256).hexdigest()
+    return Delivery(
+        delivery.label,
+        delivery.tracker,
+        {**delivery.headers, "linear-signature": signature},
+        body,
+        delivery.note,
+    )
 
 
 def demo_deliveries() -> list[Delivery]:
@@ -573,6 +607,8 @@ def demo_deliveries() -> list[Delivery]:
         created,
         sample_delivery("jira_issue_updated_done", note="newer update sent first"),
         sample_delivery("jira_issue_updated_in_progress", note="older update, arrives late"),
+        sample_delivery("gitlab_issue_labeled_in_review"),
+        restamped_linear_delivery("linear_issue_in_progress"),
         forged,
     ]
 

@@ -23,6 +23,8 @@ EXPECTED = {
     ("jira_issue_created", ""): ("202", "posted"),
     ("jira_issue_updated_done", "newer update sent first"): ("202", "posted"),
     ("jira_issue_updated_in_progress", "older update, arrives late"): ("202", "skipped"),
+    ("gitlab_issue_labeled_in_review", ""): ("202", "posted"),
+    ("linear_issue_in_progress", ""): ("202", "posted"),
     ("jira_issue_created", "forged signature"): ("401", "rejected"),
 }
 
@@ -49,7 +51,18 @@ def test_demo_prints_reports_and_every_delivery_outcome_and_exits_0(tmp_path, ca
     deliveries_text = rest.split("\n\n", 1)[0]
     reports = parse_table(reports_text)
     deliveries = parse_table(deliveries_text)
-    assert {r["external ref"] for r in reports} == {"acme/webapp#42", "acme/webapp#43", "PROJ-12"}
+    assert {r["external ref"] for r in reports} == {
+        "acme/webapp#42",
+        "acme/webapp#43",
+        "PROJ-12",
+        "acme/platform/checkout#12",
+        "ENG-123",
+    }
+    workspaces = {r["external ref"]: r["workspace"] for r in reports}
+    assert (workspaces["acme/platform/checkout#12"], workspaces["ENG-123"]) == (
+        "Acme Platform",
+        "Engineering (Linear)",
+    )
     assert [(d["delivery"], d["note"]) for d in deliveries] == list(EXPECTED)
     for row in deliveries:
         assert (row["HTTP"], row["outcome"]) == EXPECTED[(row["delivery"], row["note"])], row

@@ -126,7 +126,8 @@ def test_forged_signature_is_refused_with_401_and_nothing_is_queued(stack):
 def test_unknown_tracker_and_unknown_route_answer_404(stack):
     headers, body = github_delivery("github_issues_opened.json", "issues")
     assert (
-        requests.post(stack.webhook_url("gitlab"), data=body, headers=headers, timeout=10).status_code == 404
+        requests.post(stack.webhook_url("bitbucket"), data=body, headers=headers, timeout=10).status_code
+        == 404
     )
     assert requests.post(stack.api.url + "/other", data=body, headers=headers, timeout=10).status_code == 404
     assert requests.get(stack.webhook_url("github"), timeout=10).status_code == 404

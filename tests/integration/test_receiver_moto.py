@@ -193,11 +193,13 @@ def test_claim_checked_body_with_an_odd_content_type_is_stored_not_a_500(aws: Aw
     assert (stored["Body"].read(), stored["ContentType"]) == (body, "application/json")
 
 
-def test_unknown_tracker_is_404(aws: Aws) -> None:
+@pytest.mark.parametrize("tracker", ["bitbucket", "gitlab", "linear"])
+def test_unknown_or_not_enabled_tracker_is_404(aws: Aws, tracker: str) -> None:
+    # GitLab and Linear are opt-in (ENABLED_TRACKERS); this deployment leaves the default github,jira.
     event = sample("github_issues_opened")
-    event["rawPath"] = event["requestContext"]["http"]["path"] = "/webhooks/gitlab"
-    event["pathParameters"] = {"tracker": "gitlab"}
-    assert aws.call(event)[0] == 404
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/webhooks/{tracker}"
+    event["pathParameters"] = {"tracker": tracker}
+    assert aws.call(event) == (404, {"status": "rejected", "reason": "unknown_tracker"})
     assert aws.messages() == []
 
 

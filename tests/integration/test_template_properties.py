@@ -240,7 +240,18 @@ def test_powertools_settings_are_global(template):
 @pytest.mark.parametrize(
     ("name", "expected"),
     [
-        ("ReceiverFunction", {"QUEUE_URL", "PAYLOAD_BUCKET", "WEBHOOK_SECRETS_NAME"}),
+        (
+            "ReceiverFunction",
+            {
+                "QUEUE_URL",
+                "PAYLOAD_BUCKET",
+                "WEBHOOK_SECRETS_NAME",
+                "ENABLED_TRACKERS",
+                "GITLAB_AUTH_MODE",
+                "GITLAB_SIGNATURE_TOLERANCE_SECONDS",
+                "LINEAR_SIGNATURE_TOLERANCE_SECONDS",
+            },
+        ),
         (
             "SyncWorkerFunction",
             {
@@ -251,6 +262,7 @@ def test_powertools_settings_are_global(template):
                 "KANTATA_TOKEN_SECRET_NAME",
                 "ROUTING_CONFIG_PARAMETER",
                 "IDEMPOTENCY_TTL_SECONDS",
+                "GITLAB_STATUS_LABEL_PREFIX",
             },
         ),
         (
@@ -440,7 +452,7 @@ def test_dashboard_searches_every_dimension_set_the_bridges_metrics_carry(templa
         assert f"SEARCH('{{{namespace},{','.join(dimensions)}}}" in body, dimensions
 
 
-@pytest.mark.parametrize("tracker", ["github", "jira"])
+@pytest.mark.parametrize("tracker", ["github", "jira", "gitlab", "linear"])
 def test_outputs_give_a_webhook_url_per_tracker(template, tracker):
     urls = [
         o["Value"].get("Fn::Sub", "") for o in template["Outputs"].values() if isinstance(o["Value"], dict)
@@ -472,3 +484,22 @@ def test_every_checkov_suppression_says_why(template):
     for name, skip in skips:
         assert re.fullmatch(r"CKV2?_AWS_\d+", skip["id"]), (name, skip)
         assert len(skip.get("comment", "")) >= 40, f"{name}: {skip['id']} needs a written reason"
+
+
+def test_tracker_parameters_default_to_what_the_code_defaults_to(template):
+    # The template's defaults and the code's must agree, or a deployment behaves unlike the docs.
+    from kantata_bridge.receiver.settings import DEFAULT_ENABLED_TRACKERS
+    from kantata_bridge.trackers.gitlab import GitLabAdapter
+    from kantata_bridge.trackers.gitlab_events import DEFAULT_STATUS_LABEL_PREFIX
+    from kantata_bridge.trackers.linear import LinearAdapter
+
+    params = template["Parameters"]
+    assert params["EnabledTrackers"]["Default"] == ",".join(DEFAULT_ENABLED_TRACKERS)
+    assert params["GitLabAuthMode"]["Default"] == GitLabAdapter.default_auth_mode
+    assert params["GitLabSignatureToleranceSeconds"]["Default"] == GitLabAdapter.default_signature_tolerance
+    assert params["LinearSignatureToleranceSeconds"]["Default"] == LinearAdapter.default_signature_tolerance
+    assert params["GitLabStatusLabelPrefix"]["Default"] == DEFAULT_STATUS_LABEL_PREFIX
+    receiver = template["Resources"]["ReceiverFunction"]["Properties"]["Environment"]["Variables"]
+    assert receiver["ENABLED_TRACKERS"] == {"Ref": "EnabledTrackers"}
+    worker = template["Resources"]["SyncWorkerFunction"]["Properties"]["Environment"]["Variables"]
+    assert worker["GITLAB_STATUS_LABEL_PREFIX"] == {"Ref": "GitLabStatusLabelPrefix"}

@@ -151,6 +151,168 @@ EXPECTED = {
         ],
         ("jira", "issue", "PROJ-12", "https://acme.atlassian.net/browse/PROJ-12", "Done"),
     ),
+    "gitlab_issue_opened": (
+        "green",
+        "Issue acme/platform/checkout#12 created: Payment form rejects valid Maestro cards\n"
+        "Status: opened · Priority: — · Due: 2026-11-28\n"
+        "By Priya Natarajan · https://gitlab.com/acme/platform/checkout/-/issues/12",
+        [
+            ("Scope", "green", "opened: Payment form rejects valid Maestro cards"),
+            ("Schedule", "green", "Due 2026-11-28"),
+            ("Client", "green", "Labels: bug, payments"),
+        ],
+        (
+            "gitlab",
+            "issue",
+            "acme/platform/checkout#12",
+            "https://gitlab.com/acme/platform/checkout/-/issues/12",
+            "opened",
+        ),
+    ),
+    "gitlab_issue_labeled_in_review": (
+        "green",
+        "Issue acme/platform/checkout#12 moved from in progress to in review: Payment form rejects valid Maestro cards\n"
+        "Status: in review · Priority: — · Due: 2026-11-28\n"
+        "By Marco Rossi · https://gitlab.com/acme/platform/checkout/-/issues/12",
+        [
+            ("Scope", "green", "in review: Payment form rejects valid Maestro cards"),
+            ("Schedule", "green", "Due 2026-11-28"),
+            ("Client", "green", "Labels: bug, payments, workflow::in review"),
+        ],
+        (
+            "gitlab",
+            "issue",
+            "acme/platform/checkout#12",
+            "https://gitlab.com/acme/platform/checkout/-/issues/12",
+            "in review",
+        ),
+    ),
+    "gitlab_issue_closed": (
+        "green",
+        "Issue acme/platform/checkout#12 closed: Payment form rejects valid Maestro cards\n"
+        "Status: closed · Priority: — · Due: 2026-11-28\n"
+        "By Marco Rossi · https://gitlab.com/acme/platform/checkout/-/issues/12",
+        [
+            ("Scope", "green", "closed: Payment form rejects valid Maestro cards"),
+            ("Schedule", "green", "Completed"),
+            ("Client", "green", "Labels: bug, payments, workflow::in review"),
+        ],
+        (
+            "gitlab",
+            "issue",
+            "acme/platform/checkout#12",
+            "https://gitlab.com/acme/platform/checkout/-/issues/12",
+            "closed",
+        ),
+    ),
+    "gitlab_work_item_task_in_progress": (
+        "green",
+        "Issue acme/platform/checkout#13 updated: Add Maestro BIN ranges to the card validator\n"
+        "Status: In progress · Priority: — · Due: —\n"
+        "By Marco Rossi · https://gitlab.com/acme/platform/checkout/-/work_items/13",
+        [
+            ("Scope", "green", "In progress: Add Maestro BIN ranges to the card validator"),
+            ("Schedule", "green", "No due date"),
+            ("Client", "green", "Labels: payments"),
+        ],
+        (
+            "gitlab",
+            "issue",
+            "acme/platform/checkout#13",
+            "https://gitlab.com/acme/platform/checkout/-/work_items/13",
+            "In progress",
+        ),
+    ),
+    "gitlab_merge_request_merged": (
+        "green",
+        "Merge request acme/platform/checkout!34 merged: Accept Maestro card numbers of 12 to 19 digits\n"
+        "Status: merged · Priority: — · Due: —\n"
+        "By Priya Natarajan · https://gitlab.com/acme/platform/checkout/-/merge_requests/34",
+        [
+            ("Scope", "green", "merged: Accept Maestro card numbers of 12 to 19 digits"),
+            ("Schedule", "green", "Completed"),
+            ("Client", "green", "Labels: bug, payments"),
+        ],
+        (
+            "gitlab",
+            "merge_request",
+            "acme/platform/checkout!34",
+            "https://gitlab.com/acme/platform/checkout/-/merge_requests/34",
+            "merged",
+        ),
+    ),
+    "linear_issue_created": (
+        "green",
+        "Issue ENG-123 created: Export invoices as CSV\n"
+        "Status: Todo · Priority: High · Due: 2026-11-28\n"
+        "By Jane Planner · https://linear.app/acme/issue/ENG-123/export-invoices-as-csv",
+        [
+            ("Scope", "green", "Todo: Export invoices as CSV"),
+            ("Schedule", "green", "Due 2026-11-28"),
+            ("Client", "green", "Labels: Bug, billing"),
+        ],
+        (
+            "linear",
+            "issue",
+            "ENG-123",
+            "https://linear.app/acme/issue/ENG-123/export-invoices-as-csv",
+            "Todo",
+        ),
+    ),
+    "linear_issue_in_progress": (
+        "green",
+        "Issue ENG-123 moved to In Progress: Export invoices as CSV\n"
+        "Status: In Progress · Priority: High · Due: 2026-11-28\n"
+        "By Raj Developer · https://linear.app/acme/issue/ENG-123/export-invoices-as-csv",
+        [
+            ("Scope", "green", "In Progress: Export invoices as CSV"),
+            ("Schedule", "green", "Due 2026-11-28"),
+            ("Client", "green", "Labels: Bug, billing"),
+        ],
+        (
+            "linear",
+            "issue",
+            "ENG-123",
+            "https://linear.app/acme/issue/ENG-123/export-invoices-as-csv",
+            "In Progress",
+        ),
+    ),
+    "linear_issue_completed": (
+        "green",
+        "Issue ENG-123 moved to Done: Export invoices as CSV\n"
+        "Status: Done · Priority: High · Due: 2026-11-28\n"
+        "By Raj Developer · https://linear.app/acme/issue/ENG-123/export-invoices-as-csv",
+        [
+            ("Scope", "green", "Done: Export invoices as CSV"),
+            ("Schedule", "green", "Completed"),
+            ("Client", "green", "Labels: Bug, billing"),
+        ],
+        (
+            "linear",
+            "issue",
+            "ENG-123",
+            "https://linear.app/acme/issue/ENG-123/export-invoices-as-csv",
+            "Done",
+        ),
+    ),
+    "linear_issue_removed": (
+        "yellow",
+        "Issue ENG-123 deleted: Export invoices as CSV\n"
+        "Status: Done · Priority: High · Due: 2026-11-28\n"
+        "By Jane Planner · https://linear.app/acme/issue/ENG-123/export-invoices-as-csv",
+        [
+            ("Scope", "yellow", "Done: Export invoices as CSV"),
+            ("Schedule", "green", "Completed"),
+            ("Client", "green", "Labels: Bug, billing"),
+        ],
+        (
+            "linear",
+            "issue",
+            "ENG-123",
+            "https://linear.app/acme/issue/ENG-123/export-invoices-as-csv",
+            "Done",
+        ),
+    ),
     "jira_issue_deleted": (
         "yellow",
         "Issue PROJ-12 deleted: Checkout fails on Safari\n"

@@ -42,6 +42,13 @@ FAKE_AWS_ENV = {
     "AWS_DEFAULT_REGION": REGION,
 }
 _module_counter = itertools.count()
+# The header each tracker carries its delivery id in (what envelope_for's delivery_id replaces).
+DELIVERY_HEADERS = {
+    "github": "x-github-delivery",
+    "jira": "x-atlassian-webhook-identifier",
+    "gitlab": "idempotency-key",
+    "linear": "linear-delivery",
+}
 
 
 def fake_aws_env(setenv: Callable[[str, str], None]) -> None:
@@ -181,8 +188,7 @@ def envelope_for(
         body = json.dumps(doc).encode("utf-8")
         headers["content-type"] = "application/json"
     if delivery_id is not None:
-        header = "x-github-delivery" if tracker == "github" else "x-atlassian-webhook-identifier"
-        headers[header] = delivery_id
+        headers[DELIVERY_HEADERS[tracker]] = delivery_id
     return build_envelope(tracker, headers, body)
 
 
@@ -204,6 +210,20 @@ def wire(env: Any) -> Message:
             "dataType": "String",
         }
         for name, a in attributes.items()
+    }
+
+
+def received(message: Mapping[str, Any]) -> Message:
+    """A message as boto3's ``receive_message`` returns it (with ``MessageAttributeNames=["All"]``), in the
+    shape Lambda hands the worker."""
+    return message["Body"], {
+        name: {
+            "stringValue": a["StringValue"],
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": "String",
+        }
+        for name, a in (message.get("MessageAttributes") or {}).items()
     }
 
 
@@ -301,6 +321,8 @@ class WorkerHarness:
             routes = [
                 {"tracker": "github", "repository": "acme/webapp", "workspace_id": "{workspace}"},
                 {"tracker": "jira", "project": "PROJ", "workspace_id": "{workspace}"},
+                {"tracker": "gitlab", "project": "acme/platform/*", "workspace_id": "{workspace}"},
+                {"tracker": "linear", "team": "ENG", "workspace_id": "{workspace}"},
             ]
         doc: dict[str, Any] = {
             "version": 1,

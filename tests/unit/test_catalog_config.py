@@ -83,7 +83,7 @@ def test_example_config_loads() -> None:
             "must not start or end with spaces",
         ),
         (one_set(colour="red"), "sets[0]: unknown key(s) colour"),
-        (one_set(tracker="gitlab"), "sets[0].tracker: must be one of jira, github; got 'gitlab'"),
+        (one_set(tracker="svn"), "sets[0].tracker: must be one of jira, github, gitlab, linear; got 'svn'"),
         (
             one_set(workspaces=[12, "x"]),
             "sets[0].workspaces[1]: must be a positive integer workspace id; got 'x'",

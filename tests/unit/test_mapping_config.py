@@ -21,7 +21,7 @@ def route(**over):
 
 def test_documented_example_parses_and_its_rules_are_the_defaults():
     config = parse_config(EXAMPLE.read_text())
-    assert len(config.routes) == 5
+    assert [r.tracker for r in config.routes] == ["github"] * 3 + ["jira"] * 2 + ["gitlab"] * 2 + ["linear"]
     assert config.rules == DEFAULT_RULES
 
 
@@ -43,7 +43,47 @@ def test_numeric_workspace_id_is_accepted_as_digits():
             {"routes": [route(), route(), route(workspace_id="abc")]},
             "routes[2].workspace_id: must be a string of digits",
         ),
-        ({"routes": [route(tracker="gitlab")]}, "routes[0].tracker: must be one of github, jira"),
+        (
+            {"routes": [route(tracker="svn")]},
+            "routes[0].tracker: must be one of github, jira, gitlab, linear",
+        ),
+        (
+            {"routes": [route(tracker="gitlab")]},
+            "routes[0].repository: not used for tracker gitlab; use project",
+        ),
+        (
+            {"routes": [{"tracker": "gitlab", "project": "checkout", "workspace_id": "1"}]},
+            "routes[0].project: must be a project path 'group/project'",
+        ),
+        (
+            {"routes": [{"tracker": "gitlab", "project": "acme//checkout", "workspace_id": "1"}]},
+            "routes[0].project: must be a project path 'group/project'",
+        ),
+        (
+            {"routes": [{"tracker": "gitlab", "project": "acme/*/checkout", "workspace_id": "1"}]},
+            "routes[0].project: a wildcard must be the whole last segment",
+        ),
+        (
+            {"routes": [{"tracker": "gitlab", "project": "acme/check*", "workspace_id": "1"}]},
+            "routes[0].project: a wildcard must be the whole last segment",
+        ),
+        (
+            {
+                "routes": [
+                    {"tracker": "gitlab", "project": "acme/x", "components": ["c"], "workspace_id": "1"}
+                ]
+            },
+            "routes[0].components: gitlab has no components",
+        ),
+        ({"routes": [{"tracker": "linear", "workspace_id": "1"}]}, "routes[0].team: required"),
+        (
+            {"routes": [{"tracker": "linear", "team": "ENG-1", "workspace_id": "1"}]},
+            "routes[0].team: must be a Linear team key",
+        ),
+        (
+            {"routes": [{"tracker": "linear", "project": "ENG", "workspace_id": "1"}]},
+            "routes[0].project: not used for tracker linear; use team",
+        ),
         ({"routes": [route(repository="webapp")]}, "routes[0].repository: must be 'owner/repo' or 'owner/*'"),
         ({"routes": [{"tracker": "jira", "workspace_id": "1"}]}, "routes[0].project: required"),
         ({"routes": [route(components=["x"])]}, "routes[0].components: github has no components"),
@@ -110,6 +150,22 @@ def test_invalid_config_error_names_the_key_and_why(doc, problem):
     assert problem in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("tracker", "key", "source"),
+    [
+        ("gitlab", "project", "acme/checkout"),
+        ("gitlab", "project", "acme/platform/checkout"),
+        ("gitlab", "project", "acme/*"),
+        ("gitlab", "project", "acme/platform/**"),
+        ("linear", "team", "ENG"),
+        ("linear", "team", "web2"),
+    ],
+)
+def test_gitlab_and_linear_sources_are_accepted(tracker, key, source):
+    [parsed] = build_config({"routes": [{"tracker": tracker, key: source, "workspace_id": "7"}]}).routes
+    assert (parsed.tracker, parsed.source) == (tracker, source)
+
+
 def test_every_problem_is_reported_at_once():
     with pytest.raises(ConfigError) as info:
         build_config(
@@ -151,6 +207,7 @@ def test_custom_rules_replace_only_the_keys_given():
                         "tracker",
                         "repository",
                         "project",
+                        "team",
                         "workspace_id",
                         "labels",
                         "colors",

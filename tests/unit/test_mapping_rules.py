@@ -60,6 +60,17 @@ def event(**over) -> TrackerEvent:
         ({"due_date": dt.date(2026, 11, 1), "status_category": "done"}, "green"),
         ({"action": Action.DELETED}, "yellow"),
         ({"tracker": "github", "status_category": "draft", "status_name": "draft"}, "green"),
+        # GitLab: closed and merged states, and work item statuses in the done or cancelled category, are done
+        ({"tracker": "gitlab", "status_category": "closed", "labels": ("blocked",)}, "green"),
+        ({"tracker": "gitlab", "model": Model.MERGE_REQUEST, "status_category": "merged"}, "green"),
+        ({"tracker": "gitlab", "status_category": "cancelled", "status_name": "Won't do"}, "green"),
+        ({"tracker": "gitlab", "status_category": "opened", "status_name": "blocked"}, "red"),
+        ({"tracker": "gitlab", "status_category": "locked", "labels": ("blocked",)}, "red"),
+        # Linear: completed and canceled state types are done, even overdue ones
+        ({"tracker": "linear", "status_category": "completed", "due_date": dt.date(2026, 11, 1)}, "green"),
+        ({"tracker": "linear", "status_category": "canceled", "labels": ("blocked",)}, "green"),
+        ({"tracker": "linear", "status_category": "started", "due_date": dt.date(2026, 11, 1)}, "red"),
+        ({"tracker": "linear", "status_category": "backlog", "priority": "Urgent"}, "green"),
     ],
 )
 def test_default_colour_rules(over, color):
@@ -92,6 +103,13 @@ def test_custom_colour_rules_first_match_wins_and_default_applies():
         ({"due_date": dt.date(2026, 11, 28)}, ("yellow", "Due soon: 2026-11-28")),
         ({"due_date": dt.date(2026, 11, 25)}, ("yellow", "Due soon: 2026-11-25")),
         ({"due_date": dt.date(2026, 12, 20)}, ("green", "Due 2026-12-20")),
+        ({"tracker": "linear", "status_category": "completed"}, ("green", "Completed")),
+        ({"tracker": "linear", "status_category": "canceled"}, ("green", "Completed")),
+        ({"tracker": "gitlab", "status_category": "cancelled"}, ("green", "Completed")),
+        (
+            {"tracker": "gitlab", "status_category": "locked", "due_date": dt.date(2026, 11, 24)},
+            ("red", "Overdue: was due 2026-11-24"),
+        ),
     ],
 )
 def test_schedule_from_due_date(over, expected):
@@ -109,6 +127,13 @@ def test_schedule_from_due_date(over, expected):
         ({"action": Action.CLOSED, "tracker": "github", "status_category": "closed"}, "closed"),
         ({"action": Action.REOPENED}, "reopened"),
         ({"action": Action.DELETED}, "deleted"),
+        ({"action": Action.CLOSED, "tracker": "linear", "status_name": "Canceled"}, "moved to Canceled"),
+        ({"action": Action.CLOSED, "tracker": "gitlab", "status_category": "closed"}, "closed"),
+        ({"action": Action.CLOSED, "tracker": "gitlab", "status_category": "merged"}, "merged"),
+        (
+            {"tracker": "gitlab", "status_name": "in review", "previous_status": "in progress"},
+            "moved from in progress to in review",
+        ),
     ],
 )
 def test_action_text(over, text):
@@ -206,3 +231,33 @@ def test_detail_with_fixed_colour_and_rule_colour():
         ("Budget", "yellow", "n/a"),
         ("Client", "red", "Billing"),
     ]
+
+
+def test_merge_request_report_names_the_model_and_references_the_merge_request():
+    # Given a merged GitLab merge request
+    mr = event(
+        tracker="gitlab",
+        model=Model.MERGE_REQUEST,
+        ref="acme/platform/checkout!34",
+        title="Accept Maestro card numbers of 12 to 19 digits",
+        status_name="merged",
+        status_category="merged",
+        link="https://gitlab.com/acme/platform/checkout/-/merge_requests/34",
+        action=Action.CLOSED,
+        project="acme/platform/checkout",
+        previous_status="opened",
+    )
+    route = Route(tracker="gitlab", source="acme/**", workspace_id="778")
+    # When it is mapped
+    report = map_event(mr, route, DEFAULT_RULES, dedupe_key="gitlab:-:k1", today=TODAY)
+    # Then the description and the external reference say "Merge request" / merge_request
+    assert report.description.splitlines()[0] == (
+        "Merge request acme/platform/checkout!34 merged: Accept Maestro card numbers of 12 to 19 digits"
+    )
+    xref = report.external_reference
+    assert (xref.service_name, xref.service_model, xref.service_model_ref, xref.external_status) == (
+        "gitlab",
+        "merge_request",
+        "acme/platform/checkout!34",
+        "merged",
+    )

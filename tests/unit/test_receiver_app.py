@@ -135,10 +135,23 @@ def assert_queued_as_sent(envelope: DeliveryEnvelope, event: dict[str, Any]) -> 
         assert envelope.delivery_id == headers["x-github-delivery"]
         assert envelope.hook_id == headers["x-github-hook-id"]
         assert envelope.headers["x-hub-signature-256"] == headers["x-hub-signature-256"]
-    else:
+    elif tracker == "jira":
         assert envelope.event_type == json.loads(event["body"])["webhookEvent"]
         assert envelope.delivery_id == headers["x-atlassian-webhook-identifier"]
         assert envelope.headers["x-hub-signature"] == headers["x-hub-signature"]
+    elif tracker == "gitlab":
+        assert envelope.event_type == headers["x-gitlab-event"]
+        assert envelope.delivery_id == headers["idempotency-key"]
+        assert envelope.hook_id is None
+        assert envelope.headers["x-gitlab-event-uuid"] == headers["x-gitlab-event-uuid"]
+        # The secret token itself is never queued; a signature is kept so a replay can be re-verified.
+        assert "x-gitlab-token" not in envelope.headers
+        if "webhook-signature" in headers:
+            assert envelope.headers["webhook-signature"] == headers["webhook-signature"]
+    else:
+        assert envelope.event_type == headers["linear-event"]
+        assert envelope.delivery_id == headers["linear-delivery"]
+        assert envelope.headers["linear-signature"] == headers["linear-signature"]
     assert "host" not in envelope.headers
 
 
@@ -193,7 +206,7 @@ def test_secret_rotation_accepts_old_and_new_secret(monkeypatch: pytest.MonkeyPa
 
 
 def test_unknown_tracker_is_404_before_anything_else(harness: Harness) -> None:
-    event = signed_event("gitlab", b"not json", {})
+    event = signed_event("bitbucket", b"not json", {})
     assert harness.call(event) == (404, {"status": "rejected", "reason": "unknown_tracker"})
 
 

@@ -69,7 +69,16 @@ def test_all_unsigned_trackers_need_no_secret_name() -> None:
         ({"WEBHOOK_SECRETS_NAME": "s"}, "QUEUE_URL"),
         ({"QUEUE_URL": "q"}, "WEBHOOK_SECRETS_NAME"),
         ({**BASE, "GITHUB_AUTH_MODE": "maybe"}, "GITHUB_AUTH_MODE"),
-        ({**BASE, "ENABLED_TRACKERS": "github,gitlab"}, "gitlab"),
+        ({**BASE, "ENABLED_TRACKERS": "github,bitbucket"}, "bitbucket"),
+        ({**BASE, "ENABLED_TRACKERS": "gitlab", "GITLAB_AUTH_MODE": "hmac"}, "GITLAB_AUTH_MODE"),
+        (
+            {**BASE, "ENABLED_TRACKERS": "linear", "LINEAR_SIGNATURE_TOLERANCE_SECONDS": "-1"},
+            "LINEAR_SIGNATURE_TOLERANCE",
+        ),
+        (
+            {**BASE, "ENABLED_TRACKERS": "linear", "LINEAR_SIGNATURE_TOLERANCE_SECONDS": "8h"},
+            "LINEAR_SIGNATURE_TOLERANCE",
+        ),
         ({**BASE, "MAX_BODY_BYTES": "10MB"}, "MAX_BODY_BYTES"),
         ({**BASE, "WEBHOOK_SECRETS_MAX_AGE": "-1"}, "WEBHOOK_SECRETS_MAX_AGE"),
         ({**BASE, "PAYLOAD_SSE": "rot13"}, "PAYLOAD_SSE"),

@@ -60,6 +60,73 @@ def test_raw_delivery_shows_event_route_and_the_report_it_would_post(capsys):
     assert report["description"].endswith("kantata-bridge delivery: github:7:d-42")
 
 
+@pytest.mark.parametrize(
+    ("argv", "dedupe_key", "ref", "workspace", "first_line"),
+    [
+        (
+            [
+                "--tracker",
+                "gitlab",
+                "--header",
+                "X-Gitlab-Event: Issue Hook",
+                "--header",
+                "Idempotency-Key: idem-12",
+                "--body",
+                str(PAYLOADS / "gitlab_issue_labeled_in_review.json"),
+            ],
+            "gitlab:-:idem-12",
+            "acme/platform/checkout#12",
+            "41234572",
+            "Issue acme/platform/checkout#12 moved from in progress to in review: Payment form rejects valid Maestro cards",
+        ),
+        (
+            [
+                "--tracker",
+                "gitlab",
+                "--header",
+                "X-Gitlab-Event: Merge Request Hook",
+                "--header",
+                "X-Gitlab-Event-UUID: uuid-34",
+                "--body",
+                str(PAYLOADS / "gitlab_merge_request_merged.json"),
+            ],
+            "gitlab:-:uuid-34",
+            "acme/platform/checkout!34",
+            "41234572",
+            "Merge request acme/platform/checkout!34 merged: Accept Maestro card numbers of 12 to 19 digits",
+        ),
+        (
+            [
+                "--tracker",
+                "linear",
+                "--header",
+                "Linear-Event: Issue",
+                "--header",
+                "Linear-Delivery: lin-1",
+                "--body",
+                str(PAYLOADS / "linear_issue_in_progress.json"),
+            ],
+            "linear:-:lin-1",
+            "ENG-123",
+            "41234574",
+            "Issue ENG-123 moved to In Progress: Export invoices as CSV",
+        ),
+    ],
+)
+def test_gitlab_and_linear_deliveries_are_explained(capsys, argv, dedupe_key, ref, workspace, first_line):
+    # Given a raw GitLab or Linear delivery and the documented example config
+    # When explain reads it
+    code, doc = explain(capsys, *argv, "--config", str(EXAMPLE_CONFIG), "--today", "2026-11-22")
+    # Then it shows the dedupe key, the parsed event, the route and the report the worker would post
+    assert code == 0
+    assert doc["delivery"]["dedupe_key"] == dedupe_key
+    assert doc["event"]["ref"] == ref
+    assert doc["route"]["workspace_id"] == workspace
+    report = doc["report"]["status_report"]
+    assert report["description"].splitlines()[0] == first_line
+    assert report["external_reference"]["service_model_ref"] == ref
+
+
 def test_ignored_delivery_says_why(capsys):
     code, doc = explain(
         capsys,

@@ -336,7 +336,7 @@ def test_no_post_is_started_without_time_to_finish_it(world):
 
 def test_unknown_tracker_is_parked(world):
     worker, *_ = world
-    env = envelope("github_issues_opened", "x", tracker="gitlab", event_type="Issue Hook")
+    env = envelope("github_issues_opened", "x", tracker="bitbucket", event_type="issue:created")
     [result] = run_batch(worker, [env])
     assert result["kind"] == "parked"
     assert "no event adapter" in result["reason"]

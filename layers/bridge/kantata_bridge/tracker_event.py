@@ -27,16 +27,21 @@ class Model(StrEnum):
 
     ISSUE = "issue"
     PULL_REQUEST = "pull_request"
+    MERGE_REQUEST = "merge_request"
 
 
 @dataclass(frozen=True, slots=True)
 class TrackerEvent:
     """A tracker object after a change, as far as the bridge cares.
 
-    ``ref`` is the object's human id: a Jira key (``PROJ-12``) or ``owner/repo#123`` for GitHub.
-    ``status_category`` is Jira's statusCategory key (``new``/``indeterminate``/``done``) or, for GitHub,
-    ``open``/``closed``/``merged``/``draft``. ``version`` is the object's updated timestamp (UTC, aware):
-    the ordering guard compares it.
+    ``ref`` is the object's human id: a Jira key (``PROJ-12``), ``owner/repo#123`` for GitHub,
+    ``group/subgroup/project#12`` (issues) or ``group/project!34`` (merge requests) for GitLab, a Linear
+    identifier (``ENG-123``). ``status_category`` is Jira's statusCategory key (``new``/``indeterminate``/
+    ``done``); for GitHub ``open``/``closed``/``merged``/``draft``; for GitLab the work item status's category
+    (``triage``/``to_do``/``in_progress``/``done``/``cancelled``) when the payload has one, else the state
+    (``opened``/``closed``/``merged``/``locked``); for Linear the state's type (``triage``/``backlog``/
+    ``unstarted``/``started``/``completed``/``canceled``). ``version`` is the object's updated timestamp (UTC,
+    aware): the ordering guard compares it.
     """
 
     tracker: str

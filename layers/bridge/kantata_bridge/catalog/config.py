@@ -28,7 +28,7 @@ from typing import Any, Final, cast
 
 from kantata_bridge.kantata.models import STATUS_CATEGORIES, StatusCategory
 
-TRACKERS: Final[tuple[str, ...]] = ("jira", "github")
+TRACKERS: Final[tuple[str, ...]] = ("jira", "github", "gitlab", "linear")
 _SET_KEYS: Final = frozenset(
     {"name", "tracker", "workflow", "previous_names", "workspaces", "account_default", "statuses"}
 )

@@ -30,9 +30,15 @@ class RouteSource:
 ROUTE_SOURCES: Final[Mapping[str, RouteSource]] = {
     "github": RouteSource("repository"),
     "jira": RouteSource("project", has_components=True),
+    "gitlab": RouteSource("project"),
+    "linear": RouteSource("team"),
 }
 TRACKERS: Final = tuple(ROUTE_SOURCES)
 _SOURCE_KEYS: Final = frozenset(source.key for source in ROUTE_SOURCES.values())
+# Status categories that mean "finished", per tracker: Jira done; GitHub closed/merged; GitLab closed/merged
+# (state) or done/cancelled (work item status); Linear completed/canceled. The default colour rules and the
+# schedule treat them alike (see mapping.rules.is_done).
+DONE_CATEGORIES: Final = ("done", "closed", "merged", "cancelled", "completed", "canceled")
 # Special colour sources for a detail line besides a fixed colour or rules.
 DETAIL_COLOR_SOURCES: Final = ("overall", "schedule")
 # Fields a description template may use (see docs/worker.md and rules.template_fields).
@@ -122,8 +128,9 @@ class Rules:
 
 @dataclass(frozen=True, slots=True)
 class Route:
-    """Events from ``source`` (GitHub ``owner/repo`` or ``owner/*``; Jira project key), optionally only
-    those with one of ``labels`` / ``components``, go to Kantata workspace ``workspace_id``."""
+    """Events from ``source`` (GitHub ``owner/repo`` or ``owner/*``; Jira project key; GitLab project path,
+    ``group/*`` or ``group/**``; Linear team key), optionally only those with one of ``labels`` /
+    ``components``, go to Kantata workspace ``workspace_id``."""
 
     tracker: str
     source: str
@@ -153,7 +160,7 @@ DEFAULT_DESCRIPTION: Final = (
 DEFAULT_RULES: Final = Rules(
     colors=(
         ColorRule(_cond(action=["deleted"]), "yellow"),
-        ColorRule(_cond(status_category=["done", "closed", "merged"]), "green"),
+        ColorRule(_cond(status_category=DONE_CATEGORIES), "green"),
         ColorRule(_cond(flagged=True), "red"),
         ColorRule(_cond(label=["blocked"]), "red"),
         ColorRule(_cond(status=["blocked"]), "red"),
@@ -279,6 +286,15 @@ def source_problem(tracker: str, source: str) -> str | None:
     """Why ``source`` cannot name a source of ``tracker``'s events, or None when it can."""
     if tracker == "github" and (source.count("/") != 1 or source.startswith("/") or source.endswith("/")):
         return "must be 'owner/repo' or 'owner/*'"
+    if tracker == "gitlab":
+        parts = source.split("/")
+        wildcards = [i for i, part in enumerate(parts) if "*" in part]
+        if len(parts) < 2 or not all(parts) or any(p.strip() != p for p in parts):
+            return "must be a project path 'group/project' (subgroups allowed), 'group/*' or 'group/**'"
+        if wildcards and (wildcards != [len(parts) - 1] or parts[-1] not in ("*", "**")):
+            return "a wildcard must be the whole last segment: 'group/*' (direct projects) or 'group/**' (any depth)"
+    if tracker == "linear" and not (source.isascii() and source.isalnum()):
+        return "must be a Linear team key such as ENG (letters and digits)"
     return None
 
 

@@ -37,10 +37,30 @@ def _jira_project(source: str, project: str) -> bool:
     return source.upper() == project.upper()
 
 
+def _gitlab_project(source: str, project: str) -> bool:
+    # GitLab paths are case-insensitive. "group/*" matches the projects directly in the group (as a GitLab
+    # admin reads one level of a namespace); "group/**" matches every project below it, subgroups included.
+    route_parts = source.casefold().split("/")
+    got_parts = project.casefold().split("/")
+    last = route_parts[-1]
+    if last == "**":
+        return len(got_parts) > len(route_parts) - 1 and got_parts[: len(route_parts) - 1] == route_parts[:-1]
+    if last == "*":
+        return len(got_parts) == len(route_parts) and got_parts[:-1] == route_parts[:-1]
+    return got_parts == route_parts
+
+
+def _linear_team(source: str, project: str) -> bool:
+    # Linear team keys are upper case (ENG); compare after normalising case.
+    return source.upper() == project.upper()
+
+
 # Per tracker (see mapping.config.ROUTE_SOURCES): does a route's source match the event's project?
 SOURCE_MATCHERS: Final[Mapping[str, Callable[[str, str], bool]]] = {
     "github": _github_repository,
     "jira": _jira_project,
+    "gitlab": _gitlab_project,
+    "linear": _linear_team,
 }
 
 

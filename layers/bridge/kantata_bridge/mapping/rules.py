@@ -17,14 +17,20 @@ from kantata_bridge.kantata.models import (
     StatusReport,
     StatusReportDetail,
 )
-from kantata_bridge.mapping.config import ColorRule, Condition, DetailRule, Route, Rules
+from kantata_bridge.mapping.config import DONE_CATEGORIES, ColorRule, Condition, DetailRule, Route, Rules
 from kantata_bridge.tracker_event import Action, Model, TrackerEvent
 
 MARKER_PREFIX: Final = "kantata-bridge delivery: "
 MISSING: Final = "—"
 ELLIPSIS: Final = "…"
-_DONE_CATEGORIES: Final = frozenset({"done", "closed", "merged"})
-_MODEL_NAMES: Final = {Model.ISSUE: "Issue", Model.PULL_REQUEST: "Pull request"}
+_DONE_CATEGORIES: Final = frozenset(DONE_CATEGORIES)
+_MODEL_NAMES: Final = {
+    Model.ISSUE: "Issue",
+    Model.PULL_REQUEST: "Pull request",
+    Model.MERGE_REQUEST: "Merge request",
+}
+# Trackers whose objects close by moving to a named workflow state: their close reads "moved to Done".
+_WORKFLOW_TRACKERS: Final = frozenset({"jira", "linear"})
 
 
 def delivery_marker(dedupe_key: str) -> str:
@@ -107,7 +113,7 @@ def action_text(event: TrackerEvent) -> str:
     if event.action is Action.CLOSED:
         if event.status_category == "merged":
             return "merged"
-        if event.tracker == "jira":
+        if event.tracker in _WORKFLOW_TRACKERS:
             return f"moved to {event.status_name}"
         return "closed"
     return event.action.value

@@ -2,8 +2,8 @@
 
 A tracker adapter knows one tracker's delivery conventions: which header carries the signature and how it
 is computed, where the event type and the delivery id are, which headers are worth keeping. It knows
-nothing about HTTP status codes, queues or Kantata. GitLab and Linear join by implementing
-:class:`TrackerAdapter` and registering in :mod:`kantata_bridge.trackers.registry`.
+nothing about HTTP status codes, queues or Kantata. A tracker joins by implementing :class:`TrackerAdapter`
+and registering in :mod:`kantata_bridge.trackers.registry` (GitHub, Jira, GitLab and Linear do).
 
 Keep this module free of heavy imports: the receiver imports it on its cold-start path.
 """
@@ -22,13 +22,16 @@ Headers = Mapping[str, str]
 # HMAC methods a "<method>=<hex>" signature header may name. SHA-1 is left out on purpose: GitHub's legacy
 # X-Hub-Signature (sha1) is not accepted, and no supported tracker needs it.
 _HMAC_METHODS: Final = frozenset({"sha256", "sha384", "sha512"})
+# Most a signed timestamp may be ahead of the receiver's clock (seconds), whatever the tolerance for old ones.
+_FUTURE_SKEW: Final = 300
 
 
 class SignatureError(Exception):
     """The delivery is not authenticated: signature or token missing, malformed or wrong.
 
     ``reason`` is a short machine-readable word (``missing``, ``mismatch``, ``malformed``,
-    ``unsupported_method``, ``no_secret``) safe to log and answer with. The message never contains the
+    ``unsupported_method``, ``no_secret``; for signed timestamps ``stale`` and ``future``) safe to log and
+    answer with. The message never contains the
     signature, the token or a secret.
     """
 
@@ -177,6 +180,22 @@ def verify_shared_token(header_value: str | None, tokens: Sequence[str], header_
         matched |= hmac.compare_digest(hashlib.sha256(token.encode("utf-8")).digest(), given)
     if not matched:
         raise SignatureError("mismatch", f"token in {header_name} does not match any active token")
+
+
+def check_signed_time(signed_at: float, now: float | None, tolerance: int | None, what: str) -> None:
+    """Refuse a signed timestamp (epoch seconds) too far from ``now`` (replay protection).
+
+    Older than ``tolerance`` seconds → SignatureError ``stale``; ahead of ``now`` by more than
+    ``min(tolerance, 300)`` seconds → ``future`` (a sender's clock may run a little fast, never hours, so a wide
+    window kept for late retries does not also admit far-future stamps). ``now`` or ``tolerance`` None or 0:
+    not checked. ``what`` names the timestamp in the message (never its value).
+    """
+    if now is None or not tolerance:
+        return
+    if signed_at < now - tolerance:
+        raise SignatureError("stale", f"{what} is more than {tolerance} s old")
+    if signed_at > now + min(tolerance, _FUTURE_SKEW):
+        raise SignatureError("future", f"{what} is ahead of the receiver's clock")
 
 
 def parse_json_object(text: bytes | str) -> dict[str, Any]:

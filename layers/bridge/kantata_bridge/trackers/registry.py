@@ -41,6 +41,12 @@ _TRACKERS: Final[Mapping[str, _Tracker]] = {
         "kantata_bridge.trackers.github:GitHubAdapter", "kantata_bridge.trackers.github_events"
     ),
     "jira": _Tracker("kantata_bridge.trackers.jira:JiraAdapter", "kantata_bridge.trackers.jira_events"),
+    "gitlab": _Tracker(
+        "kantata_bridge.trackers.gitlab:GitLabAdapter", "kantata_bridge.trackers.gitlab_events"
+    ),
+    "linear": _Tracker(
+        "kantata_bridge.trackers.linear:LinearAdapter", "kantata_bridge.trackers.linear_events"
+    ),
 }
 
 TRACKERS: Final = tuple(_TRACKERS)
