@@ -1013,7 +1013,7 @@ class ServeConsole:
         if not isinstance(answer, dict):
             answer = {}
         detail = answer.get("delivery_id") or answer.get("reason") or answer.get("event_type") or ""
-        self._write(
+        self.write(
             f"{_now()}  HTTP {exchange.status} {exchange.method} {exchange.path}  {answer.get('status', '')} {detail}"
         )
 
@@ -1026,7 +1026,7 @@ class ServeConsole:
                 f"{self._INDENT}After a fix, queue it again:",
                 self.commands.redrive("parked", indent=self._INDENT + "  "),
             ]
-        self._write("\n".join(lines))
+        self.write("\n".join(lines))
 
     def dead_lettered(self, dead: DeadLetter) -> None:
         lines = [f"{_now()}  dead-lettered {dead.dedupe_key}  after {dead.attempts} failed attempts"]
@@ -1037,9 +1037,10 @@ class ServeConsole:
                 f"{self._INDENT}After a fix, move it back to the events queue:",
                 self.commands.redrive("dlq", indent=self._INDENT + "  "),
             ]
-        self._write("\n".join(lines))
+        self.write("\n".join(lines))
 
-    def _write(self, text: str) -> None:
+    def write(self, text: str) -> None:
+        """Print ``text`` and a newline, unless stdout was found closed (then nothing, and ``closed`` is set)."""
         if self.closed.is_set():
             return
         stream = self.stream if self.stream is not None else sys.stdout
@@ -1073,7 +1074,7 @@ def run_serve(args: argparse.Namespace) -> int:
         ) as stack,
     ):
         out.commands = StackCommands.of(stack, args.routing_config)
-        out._write(_serve_banner(stack, secrets_doc, args, out.commands))
+        out.write(_serve_banner(stack, secrets_doc, args, out.commands))
         out.closed.wait(args.duration)  # None: until Ctrl-C (KeyboardInterrupt) or a closed stdout
     if out.closed.is_set():
         raise BrokenPipeError("stdout was closed")
