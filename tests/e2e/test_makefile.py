@@ -7,6 +7,7 @@ commands that do run use the test's own virtualenv with its install stamp marked
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -25,13 +26,24 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def make(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(  # noqa: S603 - make with the Makefile of this repository
+    """Run make in its own process group, and end the whole group if it outlives ``timeout`` (a command that
+    wrongly keeps running, e.g. a serve that ignored its arguments, must not outlive the test)."""
+    process = subprocess.Popen(  # noqa: S603 - make with the Makefile of this repository
         ["make", "--no-print-directory", "-C", str(ROOT), *args],  # noqa: S607 - make from PATH
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=timeout,
-        check=False,
+        start_new_session=True,
     )
+    try:
+        out, err = process.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        out, err = process.communicate()
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)  # nothing it started outlives it
+    return subprocess.CompletedProcess(process.args, process.returncode, out, err)
 
 
 def fake_python(path: Path, version: str) -> Path:
