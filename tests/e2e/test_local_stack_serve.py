@@ -159,6 +159,12 @@ class ServeProcess:
                         return "".join(self.seen)
         raise AssertionError(f"serve never printed {text!r}; it printed:\n{''.join(self.seen)}")
 
+    def kill(self) -> None:
+        """End it whatever state it is in (a failed test must not leave a stack running)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
     def interrupt(self) -> tuple[int, str]:
         """Ctrl-C, as a terminal sends it; returns the exit code and stderr."""
         self.process.send_signal(signal.SIGINT)
@@ -167,6 +173,20 @@ class ServeProcess:
         finally:
             self.process.kill()
         return self.process.returncode, err
+
+
+@pytest.fixture
+def serve_process():
+    """Start ``kantata-bridge serve`` processes; any still running at the end of the test is killed."""
+    started: list[ServeProcess] = []
+
+    def start(argv: list[str], env: dict[str, str]) -> ServeProcess:
+        started.append(ServeProcess(argv, env))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.kill()
 
 
 def commands_after(text: str, marker: str) -> list[list[str]]:
@@ -182,7 +202,7 @@ def commands_after(text: str, marker: str) -> list[list[str]]:
 
 
 def test_serve_says_what_to_run_for_a_parked_and_a_dead_lettered_delivery_and_ctrl_c_ends_it_with_0(
-    tmp_path, monkeypatch, capsys
+    tmp_path, monkeypatch, capsys, serve_process
 ):
     # Given serve running against a Kantata account that refuses the first report for good (422) ...
     with KantataSandbox(token="account-token") as account:
@@ -190,7 +210,7 @@ def test_serve_says_what_to_run_for_a_parked_and_a_dead_lettered_delivery_and_ct
         account.faults.script([422], method="POST", path_prefix="/status_reports")
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
         env["MY_KANTATA_TOKEN"] = "account-token"
-        serve = ServeProcess(
+        serve = serve_process(
             [
                 "--port",
                 "0",
