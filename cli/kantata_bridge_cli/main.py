@@ -1,7 +1,9 @@
 """`kantata-bridge`: the bridge's operator tools (explain, redrive, catalog) and the local stack (demo, serve).
 
 Each subcommand lives in its own module, imported only when it runs. A module provides
-``add_arguments(parser)`` and ``run(args) -> int``.
+``add_arguments(parser)`` (or ``add_arguments(parser, name)``) and ``run(args) -> int``, and may provide
+``EXAMPLES`` (a string, or a dict by subcommand name) for the end of its ``--help``. The conventions every
+subcommand follows (exit codes, the error line, stdout for data) are in ``console.py``.
 """
 
 from __future__ import annotations
@@ -10,6 +12,11 @@ import argparse
 import importlib
 import sys
 from collections.abc import Sequence
+
+from kantata_bridge_cli import console
+
+TOOL = "kantata-bridge"
+DESCRIPTION = "The bridge's operator tools (explain, redrive, catalog) and the local stack (demo, serve)."
 
 # subcommand → (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -29,10 +36,23 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 
+EXAMPLES = """\
+examples:
+  kantata-bridge demo                     # the whole pipeline on this machine, then exit
+  kantata-bridge serve --port 8787        # keep the local stack up for your own webhooks (Ctrl-C stops it)
+  kantata-bridge explain --config config/routing.example.yaml --tracker github \\
+      --header 'X-GitHub-Event: issues' --body events/payloads/github_issues_opened.json
+  kantata-bridge redrive --stack-name kantata-bridge --dry-run
+  kantata-bridge COMMAND --help           # each command's options and examples
 
-def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = argparse.ArgumentParser(prog="kantata-bridge", description=__doc__.splitlines()[0])
+exit codes: 0 ok, 1 failed, 2 bad input or usage
+"""
+
+
+def build_parser(argv: Sequence[str]) -> argparse.ArgumentParser:
+    """The parser; only the subcommand named in ``argv`` (if any) has its module imported and its options."""
+    parser = console.ArgumentParser(prog=TOOL, description=DESCRIPTION, epilog=EXAMPLES)
+    console.add_version(parser)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     wanted = argv[0] if argv and argv[0] in SUBCOMMANDS else None
     for name, (module_name, help_text) in SUBCOMMANDS.items():
@@ -40,9 +60,31 @@ def main(argv: Sequence[str] | None = None) -> int:
         if name == wanted:
             module = importlib.import_module(module_name)
             module.add_arguments(p, name) if _takes_name(module) else module.add_arguments(p)
+            examples = getattr(module, "EXAMPLES", None)
+            p.epilog = examples.get(name) if isinstance(examples, dict) else examples
             p.set_defaults(_module=module)
-    args = parser.parse_args(argv)
-    return int(args._module.run(args))
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """The ``kantata-bridge`` console script. Returns the exit code (0 ok, 1 failed, 2 bad input or usage)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    return console.run_main(TOOL, lambda: _run(args))
+
+
+def _run(argv: Sequence[str]) -> int:
+    args = build_parser(argv).parse_args(argv)
+    try:
+        return int(args._module.run(args))
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").startswith("kantata_"):
+            raise  # our own code is broken: not something the user can install
+        # The demo's and serve's dependencies (moto's server) come with the "demo" extra, not the runtime.
+        raise console.CliError(
+            f"{args.command} needs the Python package {exc.name!r}, which is not installed",
+            hint="Install the demo extra: pip install -e '.[demo]' (make demo does it for you).",
+            exit_code=console.EXIT_FAILED,
+        ) from None
 
 
 def _takes_name(module: object) -> bool:

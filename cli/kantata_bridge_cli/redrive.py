@@ -11,6 +11,7 @@ Two sources, both by default:
 Works against AWS (names from ``--stack-name``'s CloudFormation outputs, from flags, or from the
 ``QUEUE_URL`` / ``DEAD_LETTER_QUEUE_URL`` / ``STATE_TABLE`` environment) and against the local stack
 (``--endpoint-url``). ``--dry-run`` lists what would move and changes nothing.
+Exit codes: 0 done, 2 a queue or table unknown, bad AWS settings or AWS refused a call, 130 interrupted.
 """
 
 from __future__ import annotations
@@ -23,6 +24,21 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, Final, TextIO
+
+from kantata_bridge_cli import aws, console
+
+TOOL: Final = "kantata-bridge"
+EXAMPLES: Final = """\
+examples:
+  kantata-bridge redrive --stack-name kantata-bridge --dry-run        # what would move, changing nothing
+  kantata-bridge redrive --stack-name kantata-bridge                  # DLQ and parked deliveries, back to the queue
+  kantata-bridge redrive --stack-name kantata-bridge --source parked  # only the parked ones (after a fix)
+  # the local stack (kantata-bridge serve prints this command with its own queues and table)
+  kantata-bridge redrive --endpoint-url http://127.0.0.1:PORT --region us-east-1 --method manual \\
+      --queue-url URL --dead-letter-queue-url URL --state-table kantata-bridge-local-state
+
+exit codes: 0 done, 2 a queue or table unknown, bad AWS settings or AWS refused a call, 130 interrupted
+"""
 
 BATCH: Final = 10  # SQS batch limit
 # How long a received DLQ message stays hidden while it is re-sent; long enough for one send + delete.
@@ -38,8 +54,9 @@ _UNSUPPORTED_CODES: Final = frozenset(
 )
 
 
-class RedriveError(RuntimeError):
-    """Redrive cannot start: a queue or table is unknown, or AWS refused a call (the message says which)."""
+class RedriveError(console.CliError):
+    """Redrive cannot start: a queue or table is unknown, or AWS refused a call (the message says which);
+    exit code 2."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,15 +121,17 @@ def resolve_targets(args: argparse.Namespace, session: Any) -> Targets:
 
 
 def stack_outputs(session: Any, stack_name: str, endpoint_url: str | None) -> dict[str, str]:
-    """The CloudFormation stack's outputs by key. Raises RedriveError if the stack cannot be read."""
-    from botocore.exceptions import BotoCoreError, ClientError
+    """The CloudFormation stack's outputs by key. Raises RedriveError if the stack cannot be read (and
+    botocore's errors for a missing region, credentials or endpoint, which the command reports)."""
+    from botocore.exceptions import ClientError
 
     try:
         stacks = session.client("cloudformation", endpoint_url=endpoint_url).describe_stacks(
             StackName=stack_name
         )
-    except (BotoCoreError, ClientError) as exc:
-        raise RedriveError(f"cannot read stack {stack_name}: {exc}") from None
+    except ClientError as exc:
+        message = exc.response.get("Error", {}).get("Message", "")
+        raise RedriveError(f"cannot read stack {stack_name}: {message}") from None
     outputs = stacks["Stacks"][0].get("Outputs", [])
     return {o["OutputKey"]: o["OutputValue"] for o in outputs}
 
@@ -288,9 +307,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     where.add_argument("--queue-url", help="events queue (env QUEUE_URL)")
     where.add_argument("--dead-letter-queue-url", help="dead-letter queue (env DEAD_LETTER_QUEUE_URL)")
     where.add_argument("--state-table", help="state table holding parked deliveries (env STATE_TABLE)")
-    where.add_argument("--endpoint-url", help="AWS endpoint, e.g. the local stack's moto server")
-    where.add_argument("--region", help="AWS region (default: your AWS configuration)")
-    where.add_argument("--profile", help="AWS profile (default: your AWS configuration)")
+    aws.add_arguments(where)
     parser.add_argument(
         "--source",
         choices=("all", "dlq", "parked"),
@@ -323,17 +340,10 @@ def _positive_int(text: str) -> int:
 
 
 def run(args: argparse.Namespace) -> int:
-    import boto3
+    """Redrive (or list, with --dry-run). Raises CliError (exit 2) when it cannot start or AWS refuses."""
     from botocore.exceptions import BotoCoreError, ClientError
 
-    session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
-    if args.endpoint_url and session.get_credentials() is None:
-        # A local endpoint (moto) accepts any credentials; do not make the user configure AWS for it.
-        session = boto3.session.Session(
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
-            region_name=args.region or session.region_name or "us-east-1",
-        )
+    session = aws.session(args)
     try:
         if args.limit is not None and args.method == "move-task" and _wants(args, "dlq"):
             # A move task always moves the whole queue; say so rather than quietly moving by hand.
@@ -341,20 +351,17 @@ def run(args: argparse.Namespace) -> int:
                 "--limit cannot be used with --method move-task (a move task moves everything)"
             )
         targets = resolve_targets(args, session)
-        sqs = session.client("sqs", endpoint_url=args.endpoint_url)
-        dynamodb = session.client("dynamodb", endpoint_url=args.endpoint_url)
-        if args.dry_run:
-            return _dry_run(args, targets, sqs, dynamodb)
-        return _redrive(args, targets, sqs, dynamodb)
-    except RedriveError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        sqs = aws.client(session, "sqs", args)
+        dynamodb = aws.client(session, "dynamodb", args)
+        with console.human_logging(TOOL):
+            if args.dry_run:
+                return _dry_run(args, targets, sqs, dynamodb)
+            return _redrive(args, targets, sqs, dynamodb)
     except (BotoCoreError, ClientError) as exc:
-        print(f"error: AWS refused a call: {exc}", file=sys.stderr)
-        return 2
+        raise aws.describe(exc, args, what="a queue or the state table", region=session.region_name) from None
     except KeyboardInterrupt:
-        print("\ninterrupted: messages already moved stay moved; nothing was lost", file=sys.stderr)
-        return 130
+        console.note(TOOL, "interrupted: messages already moved stay moved; nothing was lost")
+        return console.EXIT_INTERRUPTED
 
 
 def _wants(args: argparse.Namespace, source: str) -> bool:

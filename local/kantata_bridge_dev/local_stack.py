@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import secrets
+import shlex
 import signal
 import sys
 import threading
@@ -35,9 +36,10 @@ from types import ModuleType
 from typing import IO, Any, Final
 
 from kantata_bridge_dev.apigw import ApiGatewayShim, Exchange
-from kantata_bridge_dev.poller import SqsPoller
+from kantata_bridge_dev.poller import BatchResult, SqsPoller
 from kantata_bridge_dev.resources import REPO_ROOT, LocalResources, create_resources
 
+TOOL: Final = "kantata-bridge"
 REGION: Final = "us-east-1"
 STACK_PREFIX: Final = "kantata-bridge-local"
 SAMPLE_SECRETS: Final = {
@@ -61,7 +63,12 @@ _GATEWAY_HEADERS: Final = frozenset(
 
 
 class LocalStackError(RuntimeError):
-    """The local stack could not start (a port taken, the template or routing config unreadable)."""
+    """The local stack could not start (a port taken, the template or routing config unreadable).
+    ``hint`` says what to do, when there is something to say."""
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.hint = hint
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,10 +81,20 @@ class WorkerOutcome:
     report_id: str | None = None
     workspace_id: str | None = None
 
+    attempt: int | None = None
+
     @property
     def detail(self) -> str:
         """What a person wants next to the outcome: the Kantata report for a post, else the reason."""
         return f"report {self.report_id}" if self.report_id and self.outcome == "posted" else self.reason
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetter:
+    """A delivery that failed its last allowed attempt: the queue's redrive policy moves it to the DLQ."""
+
+    dedupe_key: str
+    attempts: int
 
 
 class _OutcomeListener(logging.Handler):
@@ -98,6 +115,7 @@ class _OutcomeListener(logging.Handler):
             reason=str(getattr(record, "reason", "")),
             report_id=_text_or_none(getattr(record, "report_id", None)),
             workspace_id=_text_or_none(getattr(record, "workspace_id", None)),
+            attempt=_int_or_none(getattr(record, "attempt", None)),
         )
         with self._lock_outcomes:
             self.outcomes.append(outcome)
@@ -111,6 +129,13 @@ class _OutcomeListener(logging.Handler):
 
 def _text_or_none(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _int_or_none(value: Any) -> int | None:
+    try:
+        return None if value is None else int(value)
+    except (TypeError, ValueError):
+        return None
 
 
 class _Environment:
@@ -193,6 +218,7 @@ class LocalStack:
     log_stream: IO[str] | None = None
     on_outcome: Callable[[WorkerOutcome], None] | None = None
     on_exchange: Callable[[Exchange], None] | None = None
+    on_dead_letter: Callable[[DeadLetter], None] | None = None
 
     def __post_init__(self) -> None:
         self.moto: Any = None
@@ -282,7 +308,7 @@ class LocalStack:
                 "POWERTOOLS_SERVICE_NAME": "kantata-bridge",
                 "POWERTOOLS_METRICS_NAMESPACE": "KantataBridge",
                 "POWERTOOLS_METRICS_DISABLED": "true",  # EMF lines would flood the terminal; nothing reads them
-                "LOG_LEVEL": "INFO",
+                "POWERTOOLS_LOG_LEVEL": "INFO",
                 "QUEUE_URL": res.queue_url,
                 "PAYLOAD_BUCKET": res.payload_bucket,
                 "WEBHOOK_SECRETS_NAME": res.webhook_secrets_name,
@@ -326,7 +352,10 @@ class LocalStack:
         try:
             self.api.start()
         except OSError as exc:
-            raise LocalStackError(f"cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
+            raise LocalStackError(
+                f"cannot listen on {self.host}:{self.port}: {exc.strerror or exc}",
+                hint="Stop what uses that port (another serve?) or pick another --port (0 picks a free one).",
+            ) from None
         self.poller = SqsPoller(
             sqs=session.client("sqs"),
             queue_url=res.queue_url,
@@ -334,6 +363,7 @@ class LocalStack:
             handler=clearing_metrics(worker.lambda_handler),
             region=REGION,
             lock=lock,
+            on_batch=self._batch_seen,
         ).start()
 
     def stop(self) -> None:
@@ -381,7 +411,9 @@ class LocalStack:
         std = logging.getLogger(bridge_logger.name)
         self._bridge_logger = std
         self._bridge_level = std.level
-        std.setLevel(logging.INFO)  # the outcome lines are INFO, whatever LOG_LEVEL was at first import
+        std.setLevel(
+            logging.INFO
+        )  # the outcome lines are INFO, whatever POWERTOOLS_LOG_LEVEL was at first import
         sink = self.log_stream if self.log_stream is not None else open(os.devnull, "w")  # noqa: SIM115
         for handler in std.handlers:
             if isinstance(handler, logging.StreamHandler) and not isinstance(handler, _OutcomeListener):
@@ -415,6 +447,24 @@ class LocalStack:
             self._outcome_event.notify_all()
         if self.on_outcome is not None:
             self.on_outcome(outcome)
+
+    def _batch_seen(self, batch: BatchResult) -> None:
+        """Report the records that failed their last allowed attempt (the redrive policy dead-letters them
+        on their next receive), including those of a batch the function failed as a whole."""
+        if self.on_dead_letter is None or not self.max_receive_count:
+            return
+        from kantata_bridge.envelope import DeliveryEnvelope, EnvelopeError
+
+        for record in batch.records:
+            failed = batch.error is not None or record["messageId"] in batch.failed_ids
+            attempts = _int_or_none(record.get("attributes", {}).get("ApproximateReceiveCount")) or 0
+            if not failed or attempts < self.max_receive_count:
+                continue
+            try:
+                key = DeliveryEnvelope.from_message(record["body"]).dedupe_key
+            except EnvelopeError:
+                key = f"message {record['messageId']}"
+            self.on_dead_letter(DeadLetter(key, attempts))
 
     def _exchange_seen(self, exchange: Exchange) -> None:
         self.exchanges.append(exchange)
@@ -584,7 +634,7 @@ def demo_deliveries() -> list[Delivery]:
             **sign("github", push_body, SAMPLE_SECRETS["github"][0]),
         },
         push_body,
-        "event type not subscribed",
+        "not subscribed",
     )
     created = sample_delivery("jira_issue_created")
     forged = Delivery(
@@ -602,11 +652,11 @@ def demo_deliveries() -> list[Delivery]:
         sample_delivery("github_pull_request_opened"),
         sample_delivery("github_pull_request_closed_merged"),
         sample_delivery("github_issues_closed"),
-        sample_delivery("github_issues_opened", note="redelivered (duplicate)"),
+        sample_delivery("github_issues_opened", note="redelivered"),
         push,
         created,
-        sample_delivery("jira_issue_updated_done", note="newer update sent first"),
-        sample_delivery("jira_issue_updated_in_progress", note="older update, arrives late"),
+        sample_delivery("jira_issue_updated_done", note="newer, sent first"),
+        sample_delivery("jira_issue_updated_in_progress", note="older, sent late"),
         sample_delivery("gitlab_issue_labeled_in_review"),
         restamped_linear_delivery("linear_issue_in_progress"),
         forged,
@@ -627,6 +677,8 @@ def post(url: str, delivery: Delivery, timeout: float = 10.0) -> tuple[int, dict
 
 # ---------------------------------------------------------------------- tables
 
+TABLE_WIDTH: Final = 120  # the demo's tables fit a 120-column terminal
+
 
 @dataclass(frozen=True, slots=True)
 class DeliveryRow:
@@ -638,12 +690,36 @@ class DeliveryRow:
     detail: str
 
 
-def format_table(headers: list[str], rows: list[list[str]]) -> str:
-    """A plain fixed-width text table."""
+def format_table(
+    headers: list[str], rows: list[list[str]], *, width: int | None = None, wrap: bool = True
+) -> str:
+    """A plain fixed-width text table. With ``width``, the last column is wrapped onto continuation lines
+    (``wrap``) or clipped with "…" so that no line is longer than ``width``; the other columns keep their
+    natural width, and the last one keeps at least 20 characters."""
+    import textwrap
+
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True))]
+    offset = sum(widths[:-1]) + 2 * (len(widths) - 1)
+    if width is not None:
+        widths[-1] = min(widths[-1], max(width - offset, 20))
+    last = widths[-1]
+
+    def cells(row: list[str]) -> list[str]:
+        head = "  ".join(c.ljust(w) for c, w in zip(row[:-1], widths[:-1], strict=True))
+        text = row[-1]
+        if len(text) <= last:
+            pieces = [text]
+        elif wrap:
+            pieces = textwrap.wrap(text, last, break_on_hyphens=False) or [""]
+        else:
+            pieces = [_clip(text, last)]
+        lead = head + "  " if len(row) > 1 else ""
+        return [lead + pieces[0]] + [" " * len(lead) + piece for piece in pieces[1:]]
+
+    lines = cells(headers)
     lines.append("  ".join("-" * w for w in widths))
-    lines.extend("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows)
+    for row in rows:
+        lines.extend(cells(row))
     return "\n".join(line.rstrip() for line in lines)
 
 
@@ -667,7 +743,7 @@ def report_rows(sandbox: Any) -> list[list[str]]:
                 report.color,
                 ref.service_model_ref if ref else "-",
                 (ref.external_status or "-") if ref else "-",
-                _clip(first_line, 60),
+                first_line,
             ]
         )
     return rows
@@ -702,8 +778,30 @@ def delivery_rows(
 
 # ---------------------------------------------------------------------- commands
 
+EXAMPLES: Final = {
+    "demo": """\
+examples:
+  kantata-bridge demo                                   # the sample deliveries through the whole pipeline
+  kantata-bridge demo --routing-config my-routing.yaml  # your routes (the sandbox gets their workspaces)
+
+exit codes: 0 every delivery has an outcome, 1 some had none before --timeout, 2 bad input or usage,
+130 interrupted
+""",
+    "serve": """\
+examples:
+  kantata-bridge serve                                  # webhooks on http://127.0.0.1:8787 (Ctrl-C stops it)
+  make serve ARGS='--port 9000'                         # the same through make, with options
+  KANTATA_TOKEN=... kantata-bridge serve --kantata-base-url https://api.mavenlink.com/api/v1 \\
+      --kantata-token-env KANTATA_TOKEN                 # a real Kantata account instead of the sandbox
+
+exit codes: 0 stopped (Ctrl-C, SIGTERM or --duration), 1 failed, 2 bad input or usage (including a port in use)
+""",
+}
+
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
+    from kantata_bridge_cli.console import port_number, positive_number
+
     parser.add_argument(
         "--routing-config",
         type=Path,
@@ -713,7 +811,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     parser.add_argument("--host", default="127.0.0.1", help="address the webhook endpoint listens on")
     parser.add_argument(
         "--port",
-        type=int,
+        type=port_number,
         default=DEFAULT_SERVE_PORT if name == "serve" else 0,
         help="port of the webhook endpoint (0: a free port; default: %(default)s)",
     )
@@ -726,7 +824,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     if name == "demo":
         parser.add_argument(
             "--timeout",
-            type=float,
+            type=positive_number,
             default=90.0,
             help="seconds to wait for the worker in total (default: 90)",
         )
@@ -747,7 +845,7 @@ def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
         )
         parser.add_argument(
             "--duration",
-            type=float,
+            type=positive_number,
             default=None,
             help="stop after this many seconds (default: until Ctrl-C)",
         )
@@ -758,26 +856,40 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """``demo`` or ``serve``. Raises CliError (exit 2) when the stack cannot start from the given options."""
+    from kantata_bridge_cli import console
+
+    saved: list[tuple[int, Any]] = []
     if threading.current_thread() is threading.main_thread():
         # Ctrl-C and SIGTERM both stop the stack cleanly (a shell may start background jobs with SIGINT ignored).
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _interrupt)
+        for signum, handler in ((signal.SIGINT, signal.default_int_handler), (signal.SIGTERM, _interrupt)):
+            saved.append((signum, signal.signal(signum, handler)))
     try:
         if args.command == "demo":
             return run_demo(args)
         return run_serve(args)
     except KeyboardInterrupt:
-        print("\ninterrupted; local stack stopped", file=sys.stderr)
-        return 130
+        if args.command == "serve":
+            # Ctrl-C is how serve is meant to end: a success (and `make serve` does not report "Error 130").
+            console.note(TOOL, "stopped; nothing left running")
+            return console.EXIT_OK
+        console.note(TOOL, "interrupted; local stack stopped")
+        return console.EXIT_INTERRUPTED
     except LocalStackError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        raise console.CliError(str(exc), hint=exc.hint) from None
+    finally:
+        for signum, previous in saved:  # the caller's handlers (in-process callers, such as tests)
+            signal.signal(signum, previous)
 
 
 @contextlib.contextmanager
 def _log_file(path: Path) -> Iterator[IO[str]]:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as stream:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        stream = path.open("a", encoding="utf-8")
+    except OSError as exc:
+        raise LocalStackError(f"cannot write the log file {path}: {exc.strerror or exc}") from None
+    with stream:
         yield stream
 
 
@@ -799,7 +911,10 @@ def run_demo(args: argparse.Namespace) -> int:
         for delivery in demo_deliveries():
             status, answer = post(stack.webhook_url(delivery.tracker), delivery)
             sent.append((delivery, status, answer))
-            print(f"  sent {delivery.label:<36} {status}  {answer.get('status', '')}")
+            # The delivery id is here, not in the table below, so the table fits 120 columns.
+            print(
+                f"  sent {delivery.label:<33}  {delivery.delivery_id:<36}  {status}  {answer.get('status', '')}"
+            )
             if status == 202:
                 # One at a time, so the out-of-order pair reaches the worker in the order sent.
                 stack.wait_until_drained(max(0.0, deadline - time.monotonic()))
@@ -809,23 +924,31 @@ def run_demo(args: argparse.Namespace) -> int:
     rows = delivery_rows(sent, outcomes)
     print("\nKantata status reports created")
     print(
-        format_table(["id", "workspace", "colour", "external ref", "external status", "description"], reports)
+        format_table(
+            ["id", "workspace", "colour", "external ref", "external status", "description"],
+            reports,
+            width=TABLE_WIDTH,
+            wrap=False,  # the first line of each description is enough here
+        )
     )
     print("\nDeliveries")
     print(
         format_table(
-            ["delivery", "note", "delivery id", "HTTP", "outcome", "reason / report"],
-            [
-                # The whole id: Jira's differ only at the end, and a person looks them up in the log file.
-                [r.label, r.note, r.delivery_id, str(r.status), r.outcome, _clip(r.detail, 60)]
-                for r in rows
-            ],
+            ["delivery", "note", "HTTP", "outcome", "reason / report"],
+            [[r.label, r.note, str(r.status), r.outcome, r.detail] for r in rows],
+            width=TABLE_WIDTH,  # a long reason (stale: …) wraps; it is never cut
         )
     )
     pending = [r for r in rows if r.outcome == "pending"]
     print(f"\n{len(reports)} reports, {len(rows)} deliveries in {time.monotonic() - started:.1f} s")
     if not drained or pending:
-        print(f"error: {len(pending)} deliveries had no outcome before the timeout", file=sys.stderr)
+        from kantata_bridge_cli import console
+
+        console.error(
+            TOOL,
+            f"{len(pending)} deliveries had no outcome before the timeout",
+            f"See the function logs in {args.log_file}, or give the worker longer with --timeout.",
+        )
         return 1
     return 0
 
@@ -858,24 +981,126 @@ def _webhook_secrets(args: argparse.Namespace) -> dict[str, list[str]]:
     return {str(k): v if isinstance(v, list) else [v] for k, v in doc.items()}
 
 
-def run_serve(args: argparse.Namespace) -> int:
-    """Keep the local stack up, printing a line per request and per worker outcome, until Ctrl-C."""
-    base_url, token = _kantata_target(args)
-    secrets_doc = _webhook_secrets(args)
+@dataclass(frozen=True, slots=True)
+class StackCommands:
+    """The operator commands aimed at one running local stack, ready to paste into another terminal."""
 
-    def show_exchange(exchange: Exchange) -> None:
+    endpoint_url: str
+    queue_url: str
+    dead_letter_queue_url: str
+    state_table: str
+    routing_config: Path
+
+    @classmethod
+    def of(cls, stack: LocalStack, routing_config: Path) -> StackCommands:
+        res = stack.resources
+        if res is None or stack.endpoint_url is None:
+            raise LocalStackError("the local stack is not running")
+        shown = routing_config
+        with contextlib.suppress(ValueError):  # shorter to read and to paste when under the current directory
+            shown = routing_config.resolve().relative_to(Path.cwd())
+        return cls(stack.endpoint_url, res.queue_url, res.dead_letter_queue_url, res.state_table, shown)
+
+    def redrive(self, source: str | None = None, indent: str = "  ") -> str:
+        """``kantata-bridge redrive`` for this stack. The region matters: moto keeps each region's queues
+        apart, and the caller's AWS configuration may name another one. moto has no StartMessageMoveTask,
+        so the manual method (receive, re-send, delete)."""
+        first = f"kantata-bridge redrive --endpoint-url {self.endpoint_url} --region {REGION} --method manual"
+        if source:
+            first += f" --source {source}"
+        return (
+            f"{indent}{first} \\\n"
+            f"{indent}  --queue-url {self.queue_url} \\\n"
+            f"{indent}  --dead-letter-queue-url {self.dead_letter_queue_url} --state-table {self.state_table}"
+        )
+
+    def explain(
+        self,
+        tracker: str = "github",
+        delivery: str = "<delivery id>",
+        hook: str | None = None,
+        indent: str = "  ",
+    ) -> str:
+        """``kantata-bridge explain`` of one delivery, read from this stack's state table."""
+        which = f"--tracker {tracker} --delivery-id {delivery}" + (f" --hook-id {hook}" if hook else "")
+        return (
+            f"{indent}kantata-bridge explain --endpoint-url {self.endpoint_url} --region {REGION} \\\n"
+            f"{indent}  --state-table {self.state_table} --config {shlex.quote(str(self.routing_config))} \\\n"
+            f"{indent}  {which}"
+        )
+
+    def explain_key(self, dedupe_key: str, indent: str = "  ") -> str:
+        """``explain`` for a delivery known by its dedupe key (``tracker:hook id or -:delivery id``)."""
+        tracker, hook, delivery = [*dedupe_key.split(":", 2), "", ""][:3]
+        return self.explain(tracker, shlex.quote(delivery), None if hook in ("", "-") else hook, indent)
+
+
+class ServeConsole:
+    """What ``serve`` prints while it runs: a line per request and per worker outcome, and for a parked or
+    dead-lettered delivery the commands to run next. Called from the stack's threads; if stdout is closed
+    (``serve | head``) it sets ``closed`` so serve can stop instead of failing the functions' threads."""
+
+    _INDENT: Final = " " * 10
+
+    def __init__(self, commands: StackCommands | None = None, stream: IO[str] | None = None) -> None:
+        self.commands = commands
+        self.stream = stream
+        self.closed = threading.Event()
+        self._lock = threading.Lock()
+
+    def exchange(self, exchange: Exchange) -> None:
         try:
             answer = json.loads(exchange.response_body)
         except ValueError:
             answer = {}
+        if not isinstance(answer, dict):
+            answer = {}
         detail = answer.get("delivery_id") or answer.get("reason") or answer.get("event_type") or ""
-        print(
+        self.write(
             f"{_now()}  HTTP {exchange.status} {exchange.method} {exchange.path}  {answer.get('status', '')} {detail}"
         )
 
-    def show_outcome(outcome: WorkerOutcome) -> None:
-        print(f"{_now()}  outcome {outcome.outcome:<8} {outcome.dedupe_key}  {outcome.detail}", flush=True)
+    def outcome(self, outcome: WorkerOutcome) -> None:
+        lines = [f"{_now()}  outcome {outcome.outcome:<8} {outcome.dedupe_key}  {outcome.detail}"]
+        if outcome.outcome == "parked" and self.commands is not None:
+            lines += [
+                f"{self._INDENT}parked (Kantata refused it for good, or it cannot be mapped). What a replay would do:",
+                self.commands.explain_key(outcome.dedupe_key, indent=self._INDENT + "  "),
+                f"{self._INDENT}After a fix, queue it again:",
+                self.commands.redrive("parked", indent=self._INDENT + "  "),
+            ]
+        self.write("\n".join(lines))
 
+    def dead_lettered(self, dead: DeadLetter) -> None:
+        lines = [f"{_now()}  dead-lettered {dead.dedupe_key}  after {dead.attempts} failed attempts"]
+        if self.commands is not None:
+            lines += [
+                f"{self._INDENT}Its last attempt:",
+                self.commands.explain_key(dead.dedupe_key, indent=self._INDENT + "  "),
+                f"{self._INDENT}After a fix, move it back to the events queue:",
+                self.commands.redrive("dlq", indent=self._INDENT + "  "),
+            ]
+        self.write("\n".join(lines))
+
+    def write(self, text: str) -> None:
+        """Print ``text`` and a newline, unless stdout was found closed (then nothing, and ``closed`` is set)."""
+        if self.closed.is_set():
+            return
+        stream = self.stream if self.stream is not None else sys.stdout
+        with self._lock:
+            try:
+                stream.write(text + "\n")
+                stream.flush()
+            except (BrokenPipeError, ValueError):  # a closed pipe, or a closed stream
+                self.closed.set()
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    """Keep the local stack up, printing a line per request and per worker outcome, until Ctrl-C (exit 0),
+    SIGTERM or ``--duration``. Raises BrokenPipeError when stdout is closed meanwhile."""
+    base_url, token = _kantata_target(args)
+    secrets_doc = _webhook_secrets(args)
+    out = ServeConsole()
     with (
         _log_file(args.log_file) as log,
         LocalStack(
@@ -886,15 +1111,16 @@ def run_serve(args: argparse.Namespace) -> int:
             kantata_token=token,
             webhook_secrets=secrets_doc,
             log_stream=log,
-            on_outcome=show_outcome,
-            on_exchange=show_exchange,
+            on_outcome=out.outcome,
+            on_exchange=out.exchange,
+            on_dead_letter=out.dead_lettered,
         ) as stack,
     ):
-        print(_serve_banner(stack, secrets_doc, args), flush=True)
-        if args.duration is not None:
-            time.sleep(args.duration)
-        else:
-            threading.Event().wait()  # until Ctrl-C
+        out.commands = StackCommands.of(stack, args.routing_config)
+        out.write(_serve_banner(stack, secrets_doc, args, out.commands))
+        out.closed.wait(args.duration)  # None: until Ctrl-C (KeyboardInterrupt) or a closed stdout
+    if out.closed.is_set():
+        raise BrokenPipeError("stdout was closed")
     return 0
 
 
@@ -902,10 +1128,10 @@ def _now() -> str:
     return dt.datetime.now().strftime("%H:%M:%S")
 
 
-def _serve_banner(stack: LocalStack, secrets_doc: Mapping[str, list[str]], args: argparse.Namespace) -> str:
+def _serve_banner(
+    stack: LocalStack, secrets_doc: Mapping[str, list[str]], args: argparse.Namespace, commands: StackCommands
+) -> str:
     github = stack.webhook_url("github")
-    res = stack.resources
-    assert res is not None
     kantata = (
         stack.sandbox.base_url + f" (sandbox, token {SANDBOX_TOKEN})"
         if stack.sandbox
@@ -928,19 +1154,17 @@ def _serve_banner(stack: LocalStack, secrets_doc: Mapping[str, list[str]], args:
         f"  routing config     : {args.routing_config}",
         f"  function logs      : {args.log_file}",
         "",
-        "Redrive dead-lettered and parked deliveries (after a fix):",
-        # The region matters: moto keeps each region's queues apart, and the caller's AWS configuration may name
-        # another one. moto has no StartMessageMoveTask, so the manual method (receive, re-send, delete).
-        f"  kantata-bridge redrive --endpoint-url {stack.endpoint_url} --region {REGION} --method manual \\",
-        f"    --queue-url {res.queue_url} \\",
-        f"    --dead-letter-queue-url {res.dead_letter_queue_url} --state-table {res.state_table}",
-        "",
-        "Try it (a signed GitHub delivery of a sample payload):",
+        "Try it: a signed GitHub delivery of a sample payload, then what became of it:",
         "  body=events/payloads/github_issues_opened.json",
+        "  id=$(python3 -c 'import uuid; print(uuid.uuid4())')",
         "  sig=$(openssl dgst -sha256 -hmac github-sample-secret < $body | sed 's/^.* //')",
         f"  curl -sS -X POST {github} -H 'content-type: application/json' \\",
-        "    -H 'x-github-event: issues' -H \"x-github-delivery: $(python3 -c 'import uuid; print(uuid.uuid4())')\" \\",
+        "    -H 'x-github-event: issues' -H \"x-github-delivery: $id\" \\",
         '    -H "x-hub-signature-256: sha256=$sig" --data-binary @$body',
+        commands.explain("github", '"$id"'),
+        "",
+        "Redrive dead-lettered and parked deliveries (after a fix):",
+        commands.redrive(),
         "",
     ]
     return "\n".join(lines)

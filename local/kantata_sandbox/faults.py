@@ -84,6 +84,29 @@ def _check_entry(entry: object) -> ScriptEntry:
     return _check_status(entry)
 
 
+def parse_script(text: str) -> list[ScriptEntry]:
+    """A script given as text, e.g. ``"503,503,none,drop"`` (the ``--script`` option): comma-separated HTTP
+    statuses (100..599), ``none``/``ok``/``-`` for a normal answer, ``drop`` or ``drop_after``.
+    Raises FaultPlanError naming the first entry that is none of these."""
+    entries: list[ScriptEntry] = []
+    for position, raw in enumerate(text.split(","), start=1):
+        word = raw.strip().lower()
+        if word in ("none", "null", "ok", "-", ""):
+            entries.append(None)
+        elif word == DROP:
+            entries.append(DROP)
+        elif word == DROP_AFTER:
+            entries.append(DROP_AFTER)
+        elif word.isdigit() and 100 <= int(word) <= 599:
+            entries.append(int(word))
+        else:
+            raise FaultPlanError(
+                f"script entry {position} is {raw.strip()!r}: use an HTTP status 100..599, none, drop or "
+                "drop_after"
+            )
+    return entries
+
+
 @dataclass(slots=True)
 class FaultPlan:
     """The faults to inject. Build it up front (``FaultPlan(rate=0.3, seed=1)``) or change it at run time

@@ -412,24 +412,35 @@ class KantataSandbox:
             self._requests.append(entry)
 
 
-def _script_entry(text: str) -> int | str | None:
-    text = text.strip().lower()
-    if text in ("none", "ok", "-", ""):
-        return None
-    return text if text in (DROP, DROP_AFTER) else int(text)
-
-
 def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+EXAMPLES: Final = """\
+examples:
+  kantata-sandbox --port 8900 --workspace "Acme Webapp"     # serve, with one workspace seeded
+  kantata-sandbox --port 0 --fault-rate 0.2 --seed 1        # a free port; 20% of requests get 429/503
+  kantata-sandbox --script 503,503,none,drop                # the next four requests: 503, 503, ok, dropped
+  curl -H 'Authorization: Bearer sandbox-token' http://127.0.0.1:8900/api/v1/workspaces.json
+
+exit codes: 0 stopped with Ctrl-C, 2 bad input or usage (including a port in use)
+"""
+TOOL: Final = "kantata-sandbox"
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="kantata-sandbox",
+    from kantata_bridge_cli import console
+
+    parser = console.ArgumentParser(
+        prog=TOOL,
         description="A local, in-memory Kantata OX API on 127.0.0.1 with fault injection.",
+        epilog=EXAMPLES,
     )
+    console.add_version(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
-    parser.add_argument("--port", type=int, default=8900, help="port (default 8900; 0 picks a free one)")
+    parser.add_argument(
+        "--port", type=console.port_number, default=8900, help="port (default 8900; 0 picks a free one)"
+    )
     parser.add_argument(
         "--token", default=DEFAULT_TOKEN, help="bearer token to accept (default sandbox-token)"
     )
@@ -449,53 +460,86 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--retry-after", type=float, default=None, help="send Retry-After on injected 429s")
     parser.add_argument(
-        "--script", default=None, help="scripted statuses consumed one per request, e.g. 503,503,none,drop"
+        "--script",
+        default=None,
+        help="scripted answers consumed one per request: HTTP statuses, none (a normal answer), drop "
+        "(no answer) or drop_after (processed, then no answer), e.g. 503,503,none,drop",
     )
     return parser
 
 
+def _fault_plan(args: argparse.Namespace) -> FaultPlan:
+    """The fault plan of the command line. Raises FaultPlanError naming the bad option."""
+    from kantata_sandbox.faults import parse_script
+
+    statuses = []
+    for text in args.fault_statuses.split(","):
+        if text.strip():
+            if not text.strip().isdigit():
+                raise FaultPlanError(f"--fault-statuses: {text.strip()!r} is not an HTTP status")
+            statuses.append(int(text))
+    faults = FaultPlan(
+        rate=args.fault_rate,
+        statuses=tuple(statuses),
+        seed=args.seed,
+        latency=args.latency_ms / 1000,
+        drop_rate=args.drop_rate,
+        retry_after=args.retry_after,
+    )
+    if args.retry_after is not None:
+        faults.set_retry_after(args.retry_after)
+    if args.script:
+        faults.script(parse_script(args.script))
+    return faults
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Console script ``kantata-sandbox``: serve until Ctrl-C. Returns a process exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Console script ``kantata-sandbox``: serve until Ctrl-C. Returns the exit code (0 stopped, 2 bad input
+    or usage, including a port in use, as ``kantata-bridge serve``)."""
+    from kantata_bridge_cli import console
+
+    return console.run_main(TOOL, lambda: _serve(argv))
+
+
+def _serve(argv: Sequence[str] | None) -> int:
+    from kantata_bridge_cli import console
+
+    args = build_parser().parse_args(argv)
     try:
-        faults = FaultPlan(
-            rate=args.fault_rate,
-            statuses=tuple(int(s) for s in args.fault_statuses.split(",") if s.strip()),
-            seed=args.seed,
-            latency=args.latency_ms / 1000,
-            drop_rate=args.drop_rate,
-            retry_after=args.retry_after,
-        )
-        if args.script:
-            faults.script([_script_entry(s) for s in args.script.split(",")])  # type: ignore[misc]
-    except ValueError as exc:
-        parser.error(str(exc))
+        faults = _fault_plan(args)
+    except FaultPlanError as exc:
+        raise console.CliError(str(exc), hint=f"Try '{TOOL} --help'.") from None
     sandbox = KantataSandbox(host=args.host, port=args.port, token=args.token, faults=faults)
     try:
         sandbox.start()
     except OSError as exc:
-        print(f"kantata-sandbox: cannot listen on {args.host}:{args.port}: {exc}")
-        return 1
-    for title in args.workspace:
-        workspace_id = sandbox.add_workspace(title)
-        print(f"workspace {workspace_id}: {title}")
-    # The token is echoed only when it is the well-known default, never a token the user chose.
-    shown = args.token if args.token == DEFAULT_TOKEN else "as given by --token"
-    print(f"Kantata sandbox on {sandbox.base_url} (token: {shown}); control: {sandbox.url}/_sandbox/")
-    print("Press Ctrl-C to stop.", flush=True)
+        raise console.CliError(
+            f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}",
+            hint="Stop what uses that port or pick another --port (0 picks a free one).",
+        ) from None
     try:
-        # Ctrl-C and `kill` both stop it cleanly, even when started from a shell that ignores SIGINT in
-        # background jobs.
-        signal.signal(signal.SIGINT, signal.default_int_handler)
-        signal.signal(signal.SIGTERM, _interrupt)
-    except ValueError:  # not the main thread (e.g. called from a test thread): rely on the caller
-        pass
-    try:
-        while True:
-            time.sleep(3600)
-    except KeyboardInterrupt:
-        print("stopping")
+        for title in args.workspace:
+            try:
+                workspace_id = sandbox.add_workspace(title)
+            except ValueError as exc:
+                raise console.CliError(f"--workspace {title!r}: {exc}") from None
+            print(f"workspace {workspace_id}: {title}")
+        # The token is echoed only when it is the well-known default, never a token the user chose.
+        shown = args.token if args.token == DEFAULT_TOKEN else "as given by --token"
+        print(f"Kantata sandbox on {sandbox.base_url} (token: {shown}); control: {sandbox.url}/_sandbox/")
+        print("Press Ctrl-C to stop.", flush=True)
+        try:
+            # Ctrl-C and `kill` both stop it cleanly, even when started from a shell that ignores SIGINT in
+            # background jobs.
+            signal.signal(signal.SIGINT, signal.default_int_handler)
+            signal.signal(signal.SIGTERM, _interrupt)
+        except ValueError:  # not the main thread (e.g. called from a test thread): rely on the caller
+            pass
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            print("stopping", flush=True)
     finally:
         sandbox.stop()
     return 0

@@ -3,8 +3,12 @@ real Kantata account (here: a separate sandbox standing in for one, with its own
 
 from __future__ import annotations
 
+import json
 import os
+import queue
+import re
 import shlex
+import signal
 import socket
 import subprocess
 import sys
@@ -113,3 +117,144 @@ def test_serve_refuses_a_kantata_url_without_a_token_variable(capsys, monkeypatc
         cli(["serve", "--kantata-base-url", "https://x.invalid", "--kantata-token-env", "NO_SUCH_TOKEN"]) == 2
     )
     assert "NO_SUCH_TOKEN is empty or not set" in capsys.readouterr().err
+
+
+class ServeProcess:
+    """``kantata-bridge serve`` as a user runs it: a process whose stdout is read line by line."""
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        self.process = subprocess.Popen(  # noqa: S603 - our own CLI
+            [sys.executable, "-m", "kantata_bridge_cli", "serve", *argv],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.process.stdout is not None
+        for line in self.process.stdout:
+            self.lines.put(line)
+
+    def read_until(self, text: str, timeout: float = 60) -> str:
+        """Everything printed up to and including the first line holding ``text`` (and the block after it,
+        up to the next blank-free timestamped line or a short pause)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                line = self.lines.get(timeout=0.2)
+            except queue.Empty:
+                if self.process.poll() is not None:
+                    break
+                continue
+            self.seen.append(line)
+            if text in line:
+                while True:  # the rest of that block (its lines follow at once)
+                    try:
+                        self.seen.append(self.lines.get(timeout=0.5))
+                    except queue.Empty:
+                        return "".join(self.seen)
+        raise AssertionError(f"serve never printed {text!r}; it printed:\n{''.join(self.seen)}")
+
+    def kill(self) -> None:
+        """End it whatever state it is in (a failed test must not leave a stack running)."""
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=30)
+
+    def interrupt(self) -> tuple[int, str]:
+        """Ctrl-C, as a terminal sends it; returns the exit code and stderr."""
+        self.process.send_signal(signal.SIGINT)
+        try:
+            _, err = self.process.communicate(timeout=60)
+        finally:
+            self.process.kill()
+        return self.process.returncode, err
+
+
+@pytest.fixture
+def serve_process():
+    """Start ``kantata-bridge serve`` processes; any still running at the end of the test is killed."""
+    started: list[ServeProcess] = []
+
+    def start(argv: list[str], env: dict[str, str]) -> ServeProcess:
+        started.append(ServeProcess(argv, env))
+        return started[-1]
+
+    yield start
+    for process in started:
+        process.kill()
+
+
+def commands_after(text: str, marker: str) -> list[list[str]]:
+    """The kantata-bridge commands printed after the last line holding ``marker`` (continuations joined)."""
+    block = text[text.rindex(marker) :].replace("\\\n", " ")
+    commands = []
+    for line in block.splitlines()[1:]:
+        if not line.startswith(" "):
+            break
+        if line.strip().startswith("kantata-bridge "):
+            commands.append(shlex.split(line.strip()))
+    return commands
+
+
+def test_serve_says_what_to_run_for_a_parked_and_a_dead_lettered_delivery_and_ctrl_c_ends_it_with_0(
+    tmp_path, monkeypatch, capsys, serve_process
+):
+    # Given serve running against a Kantata account that refuses the first report for good (422) ...
+    with KantataSandbox(token="account-token") as account:
+        account.add_workspace("Project PROJ", workspace_id="41002")
+        account.faults.script([422], method="POST", path_prefix="/status_reports")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env["MY_KANTATA_TOKEN"] = "account-token"
+        serve = serve_process(
+            [
+                "--port",
+                "0",
+                "--kantata-base-url",
+                account.base_url,
+                "--kantata-token-env",
+                "MY_KANTATA_TOKEN",
+                "--log-file",
+                str(tmp_path / "serve.log"),
+            ],
+            env,
+        )
+        banner = serve.read_until("Redrive dead-lettered and parked deliveries")
+        url = re.search(r"Jira webhook URL\s+: (\S+)", banner).group(1)
+        # When a delivery is parked
+        headers, body = jira_delivery("jira_issue_created.json")
+        assert requests.post(url, data=body, headers=headers, timeout=10).status_code == 202
+        parked_text = serve.read_until("outcome parked")
+        # Then serve printed the explain and redrive commands for it, and the explain command works as printed
+        explain, redrive = commands_after(parked_text, "outcome parked")
+        assert explain[:2] == ["kantata-bridge", "explain"]
+        assert redrive[:2] == ["kantata-bridge", "redrive"]
+        for name in [n for n in os.environ if n.startswith("AWS_")]:
+            monkeypatch.delenv(name)
+        capsys.readouterr()
+        assert cli(explain[1:]) == 0
+        shown = json.loads(capsys.readouterr().out)
+        assert shown["outcome"]["outcome"] == "parked"
+        assert shown["replay"]["route"]["workspace_id"] == "41002"
+        # When Kantata then fails every request (503) until the delivery runs out of attempts
+        account.faults.set_rate(1.0, statuses=[503])
+        headers, body = jira_delivery("jira_issue_updated_done.json")
+        assert requests.post(url, data=body, headers=headers, timeout=10).status_code == 202
+        dead_text = serve.read_until("dead-lettered")
+        # Then serve says so, and the redrive command it printed finds the message in the dead-letter queue
+        _, redrive_dlq = commands_after(dead_text, "dead-lettered")
+        assert redrive_dlq[redrive_dlq.index("--source") + 1] == "dlq"
+        deadline = time.monotonic() + 30
+        listing = ""
+        while "1 message(s) would move" not in listing and time.monotonic() < deadline:
+            assert cli([*redrive_dlq[1:], "--dry-run"]) == 0
+            listing = capsys.readouterr().out
+        assert "dead-letter queue: 1 message(s) would move" in listing
+        # And Ctrl-C ends serve with exit 0 and one line, no traceback
+        code, err = serve.interrupt()
+    assert code == 0, err
+    assert err == "kantata-bridge: stopped; nothing left running\n"

@@ -234,7 +234,9 @@ def test_powertools_settings_are_global(template):
     env = template["Globals"]["Function"]["Environment"]["Variables"]
     assert env["POWERTOOLS_SERVICE_NAME"] == "kantata-bridge"
     assert env["POWERTOOLS_METRICS_NAMESPACE"] == "KantataBridge"
-    assert env["LOG_LEVEL"] == {"Ref": "LogLevel"}
+    # The variable Powertools reads first (LOG_LEVEL is its legacy fallback); README and docs name the same one
+    assert env["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+    assert "LOG_LEVEL" not in env
 
 
 @pytest.mark.parametrize(

@@ -230,7 +230,6 @@ def test_cli_bad_input_exits_2_with_a_message_and_no_traceback(
     assert "Traceback" not in captured.err
 
 
-def test_cli_missing_set_name_is_a_usage_error() -> None:
-    with pytest.raises(SystemExit) as exit_info:
-        main(["catalog", "from-linear", str(LINEAR_EXPORT)])
-    assert exit_info.value.code == 2
+def test_cli_missing_set_name_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["catalog", "from-linear", str(LINEAR_EXPORT)]) == 2
+    assert "--set-name" in capsys.readouterr().err

@@ -136,16 +136,25 @@ def test_ignored_delivery_says_why(capsys):
         "X-GitHub-Event: ping",
         "--body",
         str(PAYLOADS / "github_ping.json"),
+        "--config",
+        str(EXAMPLE_CONFIG),
     )
     assert code == 0
     assert doc["verdict"] == "skipped: ignored: github event 'ping' is not reported"
 
 
-def test_jira_delivery_without_config_shows_the_event_and_asks_for_a_config(capsys):
-    code, doc = explain(capsys, "--tracker", "jira", "--body", str(PAYLOADS / "jira_issue_updated_done.json"))
-    assert code == 0
-    assert doc["event"]["action"] == "closed"
-    assert "no routing config" in doc["verdict"]
+def test_raw_delivery_without_a_routing_config_is_bad_input_and_says_where_to_find_one(capsys):
+    # Given no --config and neither ROUTING_CONFIG_FILE nor ROUTING_CONFIG_PARAMETER
+    code = main(["explain", "--tracker", "jira", "--body", str(PAYLOADS / "jira_issue_updated_done.json")])
+    # Then explain refuses (exit 2), prints nothing on stdout and points to the example config
+    printed = capsys.readouterr()
+    assert code == 2
+    assert printed.out == ""
+    assert printed.err.splitlines() == [
+        "kantata-bridge: error: explain needs a routing config to show the route and report",
+        "Pass --config FILE (e.g. --config config/routing.example.yaml) "
+        "or set ROUTING_CONFIG_FILE / ROUTING_CONFIG_PARAMETER.",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -158,7 +167,7 @@ def test_jira_delivery_without_config_shows_the_event_and_asks_for_a_config(caps
         ),
         (["--tracker", "svn", "--body", str(PAYLOADS / "github_ping.json")], "unknown tracker 'svn'"),
         (["--tracker", "github"], "give --body FILE"),
-        (["--tracker", "github", "--delivery-id", "x"], "needs --state-table"),
+        (["--tracker", "github", "--delivery-id", "x"], "--delivery-id needs the state table"),
     ],
 )
 def test_bad_input_is_a_clear_error_with_exit_code_2(capsys, argv, message):
