@@ -425,6 +425,7 @@ class GitHubRecovery:
         report.hooks.append(hook_report)
         started = self.clock()
         name = f"{TRACKER}:{hook.path}"
+        rows: list[CandidateRow] = []
         try:
             checkpoint = self.checkpoints.get(name)
             if since is not None:
@@ -436,14 +437,17 @@ class GitHubRecovery:
             hook_report.window_start = start.isoformat()
             deliveries = self._list(hook, start, hook_report)
             candidates, hook_report.delivered_guids = select_candidates(deliveries, self.settings.events)
-            rows = [self._handle(hook, c, dry_run=dry_run) for c in candidates]
+            for candidate in candidates:
+                rows.append(self._handle(hook, candidate, dry_run=dry_run))
         except GitHubApiError as exc:
             hook_report.error = str(exc)
             return
         except (ClientError, BotoCoreError) as exc:
             hook_report.error = f"state table: {type(exc).__name__}: {exc}"
             return
-        report.candidates.extend(rows)
+        finally:
+            # Rows handled before a failure still count (their claims are written): report them.
+            report.candidates.extend(rows)
         # A deferred candidate holds the checkpoint back, so the next run lists it again.
         held = [
             c.latest.delivered_at for c, row in zip(candidates, rows, strict=True) if row.result == DEFERRED
