@@ -15,6 +15,7 @@ from tests.support.convergence import (
     Context,
     clear_powertools_caches,
     create_secret,
+    emitted_metrics,
     github_issue_payload,
     load_function,
 )
@@ -195,3 +196,32 @@ def test_a_token_github_refuses_fails_the_run_and_keeps_the_checkpoint(stack, fa
     assert "401" in hook_report["error"]
     assert "wrong" not in str(summary)
     assert hook_report["checkpoint_advanced"] is False
+
+
+def test_the_function_counts_what_it_recovered_and_whether_the_run_failed(stack, fake_github, hook, capsys):
+    import os
+
+    from kantata_bridge.observability import metrics
+
+    fake_github.delivery_faults.script(["drop", "drop"])
+    for n in range(2):
+        fake_github.send_event(hook.hook_id, "issues", github_issue_payload(300 + n))
+    metrics.clear_metrics()
+    saved = os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)  # the local stack turns metrics off
+    try:
+        capsys.readouterr()
+        load_function("delivery_recovery").lambda_handler({}, Context())
+        first = emitted_metrics(capsys.readouterr().out)
+        stack.session().client("secretsmanager").put_secret_value(
+            SecretId="bridge/github-token", SecretString="revoked"
+        )
+        from aws_lambda_powertools.utilities import parameters
+
+        parameters.clear_caches()
+        load_function("delivery_recovery").lambda_handler({}, Context())
+        second = emitted_metrics(capsys.readouterr().out)
+    finally:
+        if saved is not None:
+            os.environ["POWERTOOLS_METRICS_DISABLED"] = saved
+    assert (first["DeliveriesRecovered"], first["RecoveryRunFailed"]) == (2, 0)
+    assert (second["DeliveriesRecovered"], second["RecoveryRunFailed"]) == (0, 1)

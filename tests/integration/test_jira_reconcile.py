@@ -17,6 +17,7 @@ from tests.support.convergence import (
     Context,
     clear_powertools_caches,
     create_secret,
+    emitted_metrics,
     load_function,
 )
 from tests.support.worker_env import SqsSimulator, WorkerHarness, fake_aws_env, load_handler
@@ -188,3 +189,23 @@ def test_a_webhook_still_queued_and_the_sweeps_copy_of_the_same_change_post_once
         )
         assert outcomes[0].origin == "reconciled"
         assert outcomes[1].origin is None
+
+
+def test_the_function_counts_what_it_reconciled(stack, jira, capsys):
+    import os
+
+    from kantata_bridge.observability import metrics
+
+    jira.webhook_faults.set_drop_rate(1.0)
+    jira.create_issue("PROJ-1", "Missed")
+    metrics.clear_metrics()
+    saved = os.environ.pop("POWERTOOLS_METRICS_DISABLED", None)  # the local stack turns metrics off
+    try:
+        capsys.readouterr()
+        summary = reconcile()
+        found = emitted_metrics(capsys.readouterr().out)
+    finally:
+        if saved is not None:
+            os.environ["POWERTOOLS_METRICS_DISABLED"] = saved
+    assert summary["enqueued"] == 1
+    assert (found["IssuesReconciled"], found["ReconcileRunFailed"]) == (1, 0)

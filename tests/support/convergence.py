@@ -78,3 +78,17 @@ def clear_powertools_caches() -> None:
 
     github.dynamodb_client.cache_clear()
     jira.dynamodb_client.cache_clear()
+
+
+def emitted_metrics(text: str) -> dict[str, float]:
+    """Metric name -> value from the EMF lines Powertools printed."""
+    found: dict[str, float] = {}
+    for line in text.splitlines():
+        if not line.startswith("{") or '"_aws"' not in line:
+            continue
+        doc = json.loads(line)
+        for directive in doc["_aws"]["CloudWatchMetrics"]:
+            for metric in directive["Metrics"]:
+                value = doc[metric["Name"]]
+                found[metric["Name"]] = sum(value) if isinstance(value, list) else value
+    return found
