@@ -34,6 +34,11 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "kantata_bridge_cli.catalog",
         "plan / apply tracker workflows as Kantata task status sets",
     ),
+    "recover": (
+        "kantata_bridge_cli.recover",
+        "redeliver failed GitHub webhook deliveries the bridge never saw",
+    ),
+    "reconcile": ("kantata_bridge_cli.recover", "queue Jira changes the bridge never processed"),
 }
 
 EXAMPLES = """\

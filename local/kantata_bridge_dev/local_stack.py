@@ -921,6 +921,11 @@ def run_demo(args: argparse.Namespace) -> int:
         drained = stack.wait_until_drained(max(0.0, deadline - time.monotonic()))
         outcomes = stack.outcomes
         reports = report_rows(stack.sandbox)
+        # ---- convergence act (kantata_bridge_dev.demo_convergence): GitHub recovery, Jira reconciliation ----
+        from kantata_bridge_dev.demo_convergence import run_convergence
+
+        convergence = run_convergence(stack, timeout=max(1.0, deadline - time.monotonic()))
+        # ---- end of the convergence act ----
     rows = delivery_rows(sent, outcomes)
     print("\nKantata status reports created")
     print(
@@ -939,6 +944,7 @@ def run_demo(args: argparse.Namespace) -> int:
             width=TABLE_WIDTH,  # a long reason (stale: …) wraps; it is never cut
         )
     )
+    print("\n" + convergence.text())  # the convergence act (demo_convergence)
     pending = [r for r in rows if r.outcome == "pending"]
     print(f"\n{len(reports)} reports, {len(rows)} deliveries in {time.monotonic() - started:.1f} s")
     if not drained or pending:
@@ -948,6 +954,12 @@ def run_demo(args: argparse.Namespace) -> int:
             TOOL,
             f"{len(pending)} deliveries had no outcome before the timeout",
             f"See the function logs in {args.log_file}, or give the worker longer with --timeout.",
+        )
+        return 1
+    if not convergence.ok:  # the convergence act (demo_convergence)
+        print(
+            f"error: recovery / reconciliation did not post: {convergence.errors or 'see the table'}",
+            file=sys.stderr,
         )
         return 1
     return 0

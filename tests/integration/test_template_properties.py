@@ -181,7 +181,12 @@ def test_payloads_expire_after_the_dead_letter_queue_retention(template):
 def test_no_secret_value_is_inline_in_the_template(template):
     # Given every secret resource
     secrets = _resources(template, "AWS::SecretsManager::Secret")
-    assert set(secrets) == {"KantataTokenSecret", "WebhookSecrets"}
+    assert set(secrets) == {
+        "KantataTokenSecret",
+        "WebhookSecrets",
+        "GithubRecoveryTokenSecret",
+        "JiraReconcileCredentialsSecret",
+    }
     for secret in secrets.values():
         # Then its value is generated as a placeholder, never written into the template
         assert "SecretString" not in secret["Properties"]
@@ -202,7 +207,13 @@ def test_functions_get_secrets_by_reference_only(template):
 # ---------------------------------------------------------------- functions
 
 
-FUNCTIONS = ["ReceiverFunction", "SyncWorkerFunction", "CatalogSyncFunction"]
+FUNCTIONS = [
+    "ReceiverFunction",
+    "SyncWorkerFunction",
+    "CatalogSyncFunction",
+    "DeliveryRecoveryFunction",
+    "JiraReconcileFunction",
+]
 
 
 @pytest.mark.parametrize("name", FUNCTIONS)
@@ -274,6 +285,20 @@ def test_powertools_settings_are_global(template):
                 "KANTATA_TOKEN_SECRET_NAME",
                 "CATALOG_CONFIG_PARAMETER",
                 "CATALOG_STATE_PARAMETER",
+            },
+        ),
+        (
+            "DeliveryRecoveryFunction",
+            {"STATE_TABLE", "GITHUB_TOKEN_SECRET_NAME", "GITHUB_RECOVERY_HOOKS", "GITHUB_API_URL"},
+        ),
+        (
+            "JiraReconcileFunction",
+            {
+                "STATE_TABLE",
+                "QUEUE_URL",
+                "JIRA_BASE_URL",
+                "JIRA_CREDENTIALS_SECRET_NAME",
+                "ROUTING_CONFIG_PARAMETER",
             },
         ),
     ],
@@ -375,7 +400,9 @@ def test_inline_policies_name_their_actions_and_resources(template):
         assert statement["Resource"] != "*", name
 
 
-def test_only_the_receiver_and_the_worker_send_to_the_queue_and_only_the_worker_reads_tables(template):
+def test_only_the_receiver_the_worker_and_the_jira_sweep_send_to_the_queue_and_only_the_worker_may_crud_tables(
+    template,
+):
     def templates_used(name: str) -> set[str]:
         return {k for p in template["Resources"][name]["Properties"].get("Policies", []) for k in p}
 
@@ -383,6 +410,11 @@ def test_only_the_receiver_and_the_worker_send_to_the_queue_and_only_the_worker_
         policies = template["Resources"][name]["Properties"].get("Policies", [])
         return [p["SQSSendMessagePolicy"]["QueueName"] for p in policies if "SQSSendMessagePolicy" in p]
 
+    senders = {name for name in FUNCTIONS if "SQSSendMessagePolicy" in templates_used(name)}
+    assert senders == {"ReceiverFunction", "SyncWorkerFunction", "JiraReconcileFunction"}
+    assert {name for name in FUNCTIONS if "DynamoDBCrudPolicy" in templates_used(name)} == {
+        "SyncWorkerFunction"
+    }
     assert queues_sent_to("ReceiverFunction") == [{"Fn::GetAtt": ["EventsQueue", "QueueName"]}]
     assert "DynamoDBCrudPolicy" not in templates_used("ReceiverFunction")
     assert "DynamoDBCrudPolicy" in templates_used("SyncWorkerFunction")
@@ -425,22 +457,165 @@ def _emitted_metric_names() -> set[str]:
     return names
 
 
+def _tracker_metric_names() -> set[str]:
+    """Metric names emitted by the modules that add the ``tracker`` dimension (the receiver's)."""
+    names: set[str] = set()
+    for d in CODE_DIRS:
+        for path in sorted(d.rglob("*.py")):
+            text = path.read_text(encoding="utf-8")
+            if re.search(r'add_dimension\(\s*name="tracker"', text):
+                names |= set(re.findall(r'add_metric\(\s*name="(\w+)"', text))
+    return names
+
+
 def test_alarms_on_the_bridges_own_metrics_watch_names_and_dimensions_the_code_emits(template):
     # Given the namespace and service the functions' Powertools Metrics use, and the names the code emits
+    from kantata_bridge.trackers.registry import TRACKERS
+
     env = template["Globals"]["Function"]["Environment"]["Variables"]
     namespace, service = env["POWERTOOLS_METRICS_NAMESPACE"], env["POWERTOOLS_SERVICE_NAME"]
     emitted = _emitted_metric_names()
+    per_tracker = _tracker_metric_names()
+    assert "Received" in per_tracker
     alarms = {
         name: a["Properties"]
         for name, a in _resources(template, "AWS::CloudWatch::Alarm").items()
         if a["Properties"]["Namespace"] == namespace
     }
-    # Then parked deliveries and failed catalog runs (no AWS metric shows either) raise an alarm
-    assert {a["MetricName"] for a in alarms.values()} >= {"DeliveriesParked", "CatalogRunFailed"}
+    # Then parked deliveries, failed catalog, recovery and reconciliation runs (no AWS metric shows any of them)
+    # raise an alarm
+    assert {a["MetricName"] for a in alarms.values()} >= {
+        "DeliveriesParked",
+        "CatalogRunFailed",
+        "RecoveryRunFailed",
+        "ReconcileRunFailed",
+    }
     for name, alarm in alarms.items():
-        # And each watches a metric that exists, with the one dimension Powertools adds (service)
+        # And each watches a metric that exists, with the one dimension Powertools adds (service), or with
+        # service + tracker (a known tracker) for a metric the receiver emits per tracker
         assert alarm["MetricName"] in emitted, name
-        assert alarm["Dimensions"] == [{"Name": "service", "Value": service}], name
+        dimensions = alarm["Dimensions"]
+        assert dimensions[0] == {"Name": "service", "Value": service}, name
+        if len(dimensions) == 1:
+            continue
+        assert alarm["MetricName"] in per_tracker, name
+        assert [d["Name"] for d in dimensions] == ["service", "tracker"], name
+        assert dimensions[1]["Value"] in TRACKERS, name
+
+
+@pytest.mark.parametrize(
+    ("tracker", "parameter"), [("github", "GithubSilenceAlarmMinutes"), ("jira", "JiraSilenceAlarmMinutes")]
+)
+def test_one_silence_alarm_per_tracker_fires_when_nothing_was_received_for_the_window(
+    template, tracker, parameter
+):
+    # Given the tracker's silence alarm
+    (name,) = [
+        n
+        for n, a in _resources(template, "AWS::CloudWatch::Alarm").items()
+        if a["Properties"]["MetricName"] == "Received"
+        and {"Name": "tracker", "Value": tracker} in a["Properties"]["Dimensions"]
+    ]
+    alarm = template["Resources"][name]
+    props = alarm["Properties"]
+    # Then it exists only when its window parameter is set (empty by default: off)
+    param = template["Parameters"][parameter]
+    assert param["Default"] == ""
+    assert template["Conditions"][alarm["Condition"]] == {
+        "Fn::Not": [{"Fn::Equals": [{"Ref": parameter}, ""]}]
+    }
+    # And it fires when no minute of the window saw a delivery: no datapoint at all is breaching
+    assert props["TreatMissingData"] == "breaching"
+    assert (props["Statistic"], props["Period"]) == ("Sum", 60)
+    assert props["EvaluationPeriods"] == props["DatapointsToAlarm"] == {"Ref": parameter}
+    assert (props["ComparisonOperator"], props["Threshold"]) == ("LessThanThreshold", 1)
+    # And the window the parameter allows fits CloudWatch's one-day limit on period x evaluation periods
+    pattern = re.compile(param["AllowedPattern"])
+    for good in ("1", "60", "1440", ""):
+        assert pattern.fullmatch(good), good
+    for bad in ("0", "1441", "abc", "-5", "60m"):
+        assert not pattern.fullmatch(bad), bad
+
+
+@pytest.mark.parametrize(
+    ("function", "enabled", "condition", "settings"),
+    [
+        ("DeliveryRecoveryFunction", "GithubRecoveryEnabled", "GithubRecoveryOn", "recovery"),
+        ("JiraReconcileFunction", "JiraReconcileEnabled", "JiraReconcileOn", "reconcile"),
+    ],
+)
+def test_recovery_and_reconciliation_are_off_by_default_and_all_of_their_resources_go_with_them(
+    template, function, enabled, condition, settings
+):
+    # Given the switch parameter
+    assert template["Parameters"][enabled]["Default"] == "false"
+    assert template["Conditions"][condition] == {"Fn::Equals": [{"Ref": enabled}, "true"]}
+    fn = template["Resources"][function]
+    assert fn["Condition"] == condition
+    # Then everything the function needs exists only with it: its log group, secret and failure alarm
+    env = fn["Properties"]["Environment"]["Variables"]
+    secret = next(v["Ref"] for k, v in env.items() if k.endswith("_SECRET_NAME"))
+    log_group = fn["Properties"]["LoggingConfig"]["LogGroup"]["Ref"]
+    assert template["Resources"][secret]["Condition"] == condition
+    assert template["Resources"][log_group]["Condition"] == condition
+    alarms = [
+        a for a in _resources(template, "AWS::CloudWatch::Alarm").values() if a.get("Condition") == condition
+    ]
+    assert len(alarms) == 1
+    # And once on, it runs on a schedule that is a parameter
+    (schedule,) = [e for e in fn["Properties"]["Events"].values() if e["Type"] == "Schedule"]
+    assert schedule["Properties"]["State"] == "ENABLED"
+    assert _parameter_default(template, schedule["Properties"]["Schedule"])["Default"].startswith("rate(")
+    # And its environment is enough for its settings (every variable they require is set)
+    dummy = {
+        k: "https://example.test" if "URL" in k else "repos/a/b/hooks/1" if "HOOKS" in k else "x" for k in env
+    }
+    if settings == "recovery":
+        from kantata_bridge.recovery.github import RecoverySettings
+
+        RecoverySettings.from_env(dummy)
+    else:
+        from kantata_bridge.reconcile.jira import ReconcileSettings
+
+        ReconcileSettings.from_env(dummy)
+
+
+@pytest.mark.parametrize(
+    ("rule", "enabled", "required"),
+    [
+        ("GithubRecoveryNeedsHooks", "GithubRecoveryEnabled", "GithubRecoveryHooks"),
+        ("JiraReconcileNeedsSite", "JiraReconcileEnabled", "JiraSiteUrl"),
+    ],
+)
+def test_switching_a_sweep_on_without_its_target_fails_the_deploy(template, rule, enabled, required):
+    body = template["Rules"][rule]
+    assert body["RuleCondition"] == {"Fn::Equals": [{"Ref": enabled}, "true"]}
+    (assertion,) = body["Assertions"]
+    assert assertion["Assert"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": required}, ""]}]}
+
+
+def test_the_hooks_parameter_accepts_what_the_recovery_parses(template):
+    from kantata_bridge.recovery.github import parse_hooks
+
+    pattern = re.compile(template["Parameters"]["GithubRecoveryHooks"]["AllowedPattern"])
+    for good in ("repos/acme/webapp/hooks/123", "repos/acme/web.app/hooks/1, orgs/acme/hooks/2"):
+        assert pattern.fullmatch(good), good
+        assert parse_hooks(good)
+    for bad in ("acme/webapp", "repos/acme/webapp/hooks/x", "https://api.github.com/repos/a/b/hooks/1"):
+        assert not pattern.fullmatch(bad), bad
+
+
+@pytest.mark.parametrize("function", ["DeliveryRecoveryFunction", "JiraReconcileFunction"])
+def test_the_sweeps_reach_the_state_table_item_by_item_only(template, function):
+    statements = [s for n, s in _inline_statements(template) if n == function]
+    (dynamodb,) = [s for s in statements if any(str(a).startswith("dynamodb:") for a in s["Action"])]
+    assert sorted(dynamodb["Action"]) == [
+        "dynamodb:DeleteItem",
+        "dynamodb:GetItem",
+        "dynamodb:PutItem",
+        "dynamodb:UpdateItem",
+    ]
+    assert dynamodb["Resource"] == {"Fn::GetAtt": ["StateTable", "Arn"]}
 
 
 def test_dashboard_searches_every_dimension_set_the_bridges_metrics_carry(template):

@@ -27,7 +27,7 @@ def text(path: Path) -> str:
 def test_the_demo_time_is_one_figure_everywhere():
     figures = []
     for path in (README, LOCAL_STACK):
-        figures += re.findall(r"12 deliveries in ([\d.]+) s", text(path))
+        figures += re.findall(r"\d+ deliveries in ([\d.]+) s", text(path))
     figures += re.findall(r"make demo .*\(about ([\d.]+) s\)", text(README))
     figures += re.findall(r"Output \(about ([\d.]+) s on a 2-core machine", text(LOCAL_STACK))
     assert len(figures) == 4
@@ -54,6 +54,9 @@ def test_the_log_level_variable_is_the_one_the_template_sets_and_powertools_read
 def test_every_config_file_the_docs_point_to_exists(path):
     # A repository path (``config/x.yaml``, also in ``file://config/x.yaml``), not the end of another path.
     named = set(re.findall(r"(?:(?<=file://)|(?<![\w./-]))(config/[\w.-]+\.(?:ya?ml|json))", text(path)))
+    # config/catalog.yaml is the catalog command's default, the file the user makes (from the example or an
+    # export); the command's own error points to config/catalog.example.yaml when it is missing.
+    named.discard("config/catalog.yaml")
     missing = sorted(n for n in named if not (ROOT / n).is_file())
     assert missing == []
 
