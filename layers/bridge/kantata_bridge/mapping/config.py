@@ -34,6 +34,8 @@ ROUTE_SOURCES: Final[Mapping[str, RouteSource]] = {
     "linear": RouteSource("team"),
 }
 TRACKERS: Final = tuple(ROUTE_SOURCES)
+TASK_MODES: Final = ("off", "update", "create")
+ON_DELETE: Final = ("leave", "complete")
 _SOURCE_KEYS: Final = frozenset(source.key for source in ROUTE_SOURCES.values())
 # Status categories that mean "finished", per tracker: Jira done; GitHub closed/merged; GitLab closed/merged
 # (state) or done/cancelled (work item status); Linear completed/canceled. The default colour rules and the
@@ -138,12 +140,39 @@ class Route:
     labels: frozenset[str] = frozenset()
     components: frozenset[str] = frozenset()
     name: str | None = None
+    tasks: TaskSettings = field(default_factory=lambda: TaskSettings())
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSettings:
+    """How a route keeps the Kantata task linked to each tracker object in step (see worker/tasks.py).
+
+    ``mode``: ``off`` (reports only), ``update`` (tasks already linked), ``create`` (also create and link a task
+    when an object has none). ``statuses``: tracker status (case-folded) → Kantata status name, tried after a
+    status of the same name. ``on_delete``: ``leave`` the task's status when the tracker object is deleted
+    (its reference says ``deleted``), or move it to the ``complete`` category's default status.
+    """
+
+    mode: str = "off"
+    statuses: Mapping[str, str] = field(default_factory=dict)
+    on_delete: str = "leave"
+
+
+@dataclass(frozen=True, slots=True)
+class LinkSettings:
+    """Routing by Kantata's own links (workspaces carrying an external reference to a tracker source): used
+    when no route in the document matches; looked up in Kantata and cached ``max_age_seconds``."""
+
+    enabled: bool = True
+    max_age_seconds: int = 300
+    tasks: TaskSettings = field(default_factory=lambda: TaskSettings())
 
 
 @dataclass(frozen=True, slots=True)
 class BridgeConfig:
     routes: tuple[Route, ...]
     rules: Rules
+    links: LinkSettings = field(default_factory=lambda: LinkSettings())
 
 
 def _cond(**kw: Any) -> Condition:
@@ -213,8 +242,8 @@ def build_config(doc: Any) -> BridgeConfig:
     if not isinstance(doc, Mapping):
         raise ConfigError(["(top level): must be a mapping with 'routes'"])
     for key in doc:
-        if key not in ("version", "routes", "rules"):
-            problems.append(f"{key}: unknown key (expected version, routes, rules)")
+        if key not in ("version", "routes", "rules", "links"):
+            problems.append(f"{key}: unknown key (expected version, routes, rules, links)")
     if doc.get("version", 1) != 1:
         problems.append("version: must be 1")
     raw_routes = doc.get("routes")
@@ -227,9 +256,65 @@ def build_config(doc: Any) -> BridgeConfig:
             if route is not None:
                 routes.append(route)
     rules = _rules(doc.get("rules"), "rules", problems)
+    links = _links(doc.get("links"), "links", problems)
     if problems:
         raise ConfigError(problems)
-    return BridgeConfig(routes=tuple(routes), rules=rules)
+    return BridgeConfig(routes=tuple(routes), rules=rules, links=links)
+
+
+def _links(raw: Any, path: str, problems: list[str]) -> LinkSettings:
+    if raw is None:
+        return LinkSettings()
+    if not isinstance(raw, Mapping):
+        problems.append(f"{path}: must be a mapping")
+        return LinkSettings()
+    for key in raw:
+        if key not in ("enabled", "max_age_seconds", "tasks", "task_statuses", "on_delete"):
+            problems.append(
+                f"{path}.{key}: unknown key (expected enabled, max_age_seconds, tasks, task_statuses, on_delete)"
+            )
+    enabled = raw.get("enabled", True)
+    if not isinstance(enabled, bool):
+        problems.append(f"{path}.enabled: must be true or false")
+        enabled = True
+    max_age = raw.get("max_age_seconds", 300)
+    if not isinstance(max_age, int) or isinstance(max_age, bool) or not 0 <= max_age <= 86400:
+        problems.append(f"{path}.max_age_seconds: must be an integer from 0 to 86400")
+        max_age = 300
+    return LinkSettings(enabled=enabled, max_age_seconds=max_age, tasks=_task_settings(raw, path, problems))
+
+
+def _task_settings(raw: Mapping[str, Any], path: str, problems: list[str]) -> TaskSettings:
+    """The ``tasks`` / ``task_statuses`` / ``on_delete`` keys of a route (or of ``links``)."""
+    mode = raw.get("tasks", "off")
+    if mode is False:  # YAML reads a bare `off` as false
+        mode = "off"
+    if mode not in TASK_MODES:
+        problems.append(f"{path}.tasks: must be one of {', '.join(TASK_MODES)}")
+        mode = "off"
+    on_delete = raw.get("on_delete", "leave")
+    if on_delete not in ON_DELETE:
+        problems.append(f"{path}.on_delete: must be one of {', '.join(ON_DELETE)}")
+        on_delete = "leave"
+    statuses: dict[str, str] = {}
+    raw_statuses = raw.get("task_statuses")
+    if raw_statuses is not None:
+        if not isinstance(raw_statuses, Mapping):
+            problems.append(f"{path}.task_statuses: must map tracker status names to Kantata status names")
+        else:
+            for key, value in raw_statuses.items():
+                if (
+                    not isinstance(key, str)
+                    or not key.strip()
+                    or not isinstance(value, str)
+                    or not value.strip()
+                ):
+                    problems.append(f"{path}.task_statuses: {key!r}: both names must be non-empty strings")
+                else:
+                    statuses[key.strip().casefold()] = value.strip()
+    if (statuses or on_delete != "leave") and mode == "off":
+        problems.append(f"{path}.tasks: task_statuses and on_delete need tasks: update or create")
+    return TaskSettings(mode=str(mode), statuses=statuses, on_delete=str(on_delete))
 
 
 def _route(raw: Any, path: str, problems: list[str]) -> Route | None:
@@ -237,7 +322,17 @@ def _route(raw: Any, path: str, problems: list[str]) -> Route | None:
         problems.append(f"{path}: must be a mapping")
         return None
     start = len(problems)
-    allowed = {"tracker", "labels", "components", "workspace_id", "name", *_SOURCE_KEYS}
+    allowed = {
+        "tracker",
+        "labels",
+        "components",
+        "workspace_id",
+        "name",
+        "tasks",
+        "task_statuses",
+        "on_delete",
+        *_SOURCE_KEYS,
+    }
     for key in raw:
         if key not in allowed:
             problems.append(f"{path}.{key}: unknown key")
@@ -270,6 +365,7 @@ def _route(raw: Any, path: str, problems: list[str]) -> Route | None:
     name = raw.get("name")
     if name is not None and not isinstance(name, str):
         problems.append(f"{path}.name: must be a string")
+    tasks = _task_settings(raw, path, problems)
     if len(problems) > start:
         return None
     return Route(
@@ -279,6 +375,7 @@ def _route(raw: Any, path: str, problems: list[str]) -> Route | None:
         labels=frozenset(x.casefold() for x in labels),
         components=frozenset(x.casefold() for x in components),
         name=name,
+        tasks=tasks,
     )
 
 

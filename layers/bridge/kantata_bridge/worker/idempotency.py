@@ -81,6 +81,8 @@ class ClaimRequest:
     claim: Claim | None = None
     waited_s: float = 0.0
     attempts: int = field(default=0)
+    # Items the completion writes with the outcome, in one transaction (e.g. the object's task link).
+    completion_extra: list[dict[str, Any]] = field(default_factory=list)
 
 
 # Set by the worker around the idempotent call of one delivery (records are handled one at a time).
@@ -172,7 +174,13 @@ class DeliveryRecordStore(BasePersistenceLayer):
                 },
             )
             return
-        self.outcomes.complete(outcome, idem_expiry=int(data_record.expiry_timestamp or 0))
+        request = CURRENT_CLAIM.get()
+        extra = (
+            request.completion_extra
+            if request is not None and request.dedupe_key == outcome.dedupe_key
+            else []
+        )
+        self.outcomes.complete(outcome, idem_expiry=int(data_record.expiry_timestamp or 0), extra=extra)
 
     def _delete_record(self, data_record: DataRecord) -> None:
         # Deliberately nothing: the worker writes the failed or parked outcome over the in-progress record

@@ -196,11 +196,15 @@ class OrderingGuard:
 
     def read(self, object_key: str) -> VersionItem | None:
         """The object's VERSION item (strongly consistent), or None."""
-        resp = self.client.get_item(
-            TableName=self.table_name, Key=version_key(object_key), ConsistentRead=True
-        )
-        item = resp.get("Item")
+        item = self.read_item(object_key)
         return VersionItem.from_item(item) if item else None
+
+    def read_item(self, object_key: str) -> dict[str, Any] | None:
+        """The object's VERSION item as DynamoDB returns it (strongly consistent), or None."""
+        item: dict[str, Any] | None = self.client.get_item(
+            TableName=self.table_name, Key=version_key(object_key), ConsistentRead=True
+        ).get("Item")
+        return item
 
     def current(self, object_key: str) -> tuple[int, str] | None:
         """(version, delivery) last claimed for ``object_key``, or None (read-only; used by explain and the
@@ -218,21 +222,6 @@ class OrderingGuard:
             "Key": version_key(object_key),
             "UpdateExpression": ("ADD" if add else "DELETE") + " ambiguous :k",
             "ExpressionAttributeValues": {":k": {"SS": [dedupe_key]}},
-        }
-
-    def task_update(self, object_key: str, task_id: str | None, workspace_id: str | None) -> dict[str, Any]:
-        """The ``Update`` that caches (or, with None, forgets) the object's linked Kantata task."""
-        if task_id is None:
-            return {
-                "TableName": self.table_name,
-                "Key": version_key(object_key),
-                "UpdateExpression": "REMOVE task_id, task_workspace_id",
-            }
-        return {
-            "TableName": self.table_name,
-            "Key": version_key(object_key),
-            "UpdateExpression": "SET task_id = :t, task_workspace_id = :w",
-            "ExpressionAttributeValues": {":t": {"S": task_id}, ":w": {"S": workspace_id or ""}},
         }
 
 

@@ -62,6 +62,8 @@ class Outcome:
     envelope: str | None = None
     resolution: str | None = None
     origin: str | None = None  # "reconciled" / "recovered" when the delivery was not a tracker's webhook
+    task_id: str | None = None  # the Kantata task linked to the object, when task sync ran
+    task: str | None = None  # what task sync did, in words ("updated: moved task 7 from … to …")
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able dict (also what the idempotency record stores); None values left out."""
@@ -163,9 +165,12 @@ class OutcomeStore:
             return
         self.client.transact_write_items(TransactItems=puts)
 
-    def complete(self, outcome: Outcome, *, idem_expiry: int) -> None:
+    def complete(
+        self, outcome: Outcome, *, idem_expiry: int, extra: list[dict[str, Any]] | None = None
+    ) -> None:
         """Record a posted or skipped ``outcome`` as the delivery's completed idempotency record: one
-        UpdateItem on the record Powertools' in-progress write made."""
+        UpdateItem on the record Powertools' in-progress write made (a transaction with the ``extra`` items,
+        e.g. caching the object's task, when there are any)."""
         item = self.outcome_item(outcome)
         item.pop("pk")
         item.pop("sk")

@@ -46,15 +46,16 @@ from kantata_bridge.kantata.errors import (
     UnavailableError,
 )
 from kantata_bridge.kantata.models import StatusReport
-from kantata_bridge.mapping.config import BridgeConfig, ConfigError
+from kantata_bridge.mapping.config import BridgeConfig, ConfigError, Route
 from kantata_bridge.mapping.routing import route_event
 from kantata_bridge.mapping.rules import delivery_marker, map_event
 from kantata_bridge.observability import logger, metrics
 from kantata_bridge.tracker_event import IgnoredEventError, TrackerEvent, UnmappablePayloadError
 from kantata_bridge.worker.claim_check import ClaimCheckError
 from kantata_bridge.worker.idempotency import CURRENT_CLAIM, ClaimRequest, ObjectBusyError
-from kantata_bridge.worker.ordering import Claim, OrderingGuard, version_number, version_text
+from kantata_bridge.worker.ordering import Claim, OrderingGuard, version_key, version_number, version_text
 from kantata_bridge.worker.outcomes import Outcome, OutcomeKind, OutcomeStore, now_iso
+from kantata_bridge.worker.tasks import TaskLink, TaskResult, TaskSync, outcome_fields, version_link_update
 
 # Do not start a POST with less time left than this: connect + read timeout (3.05 + 10 s) plus room to
 # record the outcome (one DynamoDB write, bounded retries). Starting it anyway risks a Lambda timeout
@@ -243,6 +244,7 @@ class Worker:
     record_budget_ms: int = DEFAULT_RECORD_BUDGET_MS
     busy_wait_ms: int = DEFAULT_BUSY_WAIT_MS
     requeue: Requeue | None = None
+    tasks: TaskSync = field(default_factory=TaskSync)
 
     def start_batch(self, records: Sequence[Mapping[str, Any]], context: Any = None) -> BatchRun:
         """Parse the batch and return the run whose ``process_record`` the batch processor calls."""
@@ -309,28 +311,66 @@ class Worker:
                 workspace_id=route.workspace_id,
             )
         client = self._client()
+        report_id: str | None = None
+        reason = "posted"
         if claim.reclaimed:
             found = self._find_earlier_report(client, report, event, p.dedupe_key)
             if found is not None:
                 if claim.ambiguous:
                     run.resolved_ambiguity = event.object_key
-                return self._outcome(
-                    p,
-                    OutcomeKind.POSTED,
-                    "posted by an earlier attempt (found by its delivery marker)",
-                    workspace_id=route.workspace_id,
-                    report_id=found,
-                )
-        run.ensure_time_for_post(self.post_margin_ms)
-        try:
-            created = client.create_status_report(report)
-        except KantataError as exc:
-            if is_ambiguous(exc):
-                run.ambiguous_object = event.object_key
-            self._fail(exc)
+                report_id, reason = found, "posted by an earlier attempt (found by its delivery marker)"
+        if report_id is None:
+            run.ensure_time_for_post(self.post_margin_ms)
+            try:
+                report_id = client.create_status_report(report).id
+            except KantataError as exc:
+                if is_ambiguous(exc):
+                    run.ambiguous_object = event.object_key
+                self._fail(exc)
+        task = self._sync_task(client, event, route, config.rules.message_limit, run)
         return self._outcome(
-            p, OutcomeKind.POSTED, "posted", workspace_id=route.workspace_id, report_id=created.id
+            p,
+            OutcomeKind.POSTED,
+            reason,
+            workspace_id=route.workspace_id,
+            report_id=report_id,
+            **outcome_fields(task),
         )
+
+    def _sync_task(
+        self, client: Any, event: TrackerEvent, route: Route, message_limit: int, run: BatchRun
+    ) -> TaskResult | None:
+        """Keep the object's linked Kantata task in step (worker/tasks.py), when the route asks for it."""
+        if route.tasks.mode == "off":
+            return None
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        try:
+            item = self.guard.read_item(event.object_key)
+        except (BotoCoreError, ClientError) as exc:
+            raise RetryableDeliveryError(f"task link: {type(exc).__name__}") from None
+        cached = TaskLink.from_item(item)
+        try:
+            result = self.tasks.sync(
+                client,
+                event,
+                route,
+                cached,
+                lambda: run.ensure_time_for_post(self.post_margin_ms),
+                message_limit=message_limit,
+            )
+        except KantataError as exc:
+            self._fail(exc, what="task")
+        if not result.keep_link:
+            run.completion_extra.append(
+                {
+                    "Update": version_link_update(
+                        self.guard.table_name, version_key(event.object_key), result.link
+                    )
+                }
+            )
+        metrics.add_metric(name=f"Tasks{result.action.title().replace(' ', '')}", unit="Count", value=1)
+        return result
 
     def _claim(self, p: Prepared, event: TrackerEvent) -> Any:
         from botocore.exceptions import BotoCoreError, ClientError
@@ -347,13 +387,14 @@ class Worker:
             # The message names only the error type: a token must never reach a log line.
             raise RetryableDeliveryError(f"kantata client: {type(exc).__name__}") from None
 
-    def _fail(self, exc: KantataError) -> NoReturn:
+    def _fail(self, exc: KantataError, *, what: str = "") -> NoReturn:
+        prefix = f"kantata ({what})" if what else "kantata"
         if exc.retryable:
-            raise RetryableDeliveryError(f"kantata: {exc}") from None
+            raise RetryableDeliveryError(f"{prefix}: {exc}") from None
         if isinstance(exc, AuthenticationError):
             # The token may have been rotated: make the next delivery fetch it again.
             self.kantata.invalidate()
-        raise ParkDeliveryError(f"kantata: {exc}") from None
+        raise ParkDeliveryError(f"{prefix}: {exc}") from None
 
     def _find_earlier_report(
         self, client: KantataWriter, report: StatusReport, event: TrackerEvent, dedupe_key: str
@@ -421,6 +462,7 @@ class BatchRun:
         self._request: ClaimRequest | None = None
         self.ambiguous_object: str | None = None  # the current record's create may have landed
         self.resolved_ambiguity: str | None = None  # the current record's lost create was found
+        self.completion_extra: list[dict[str, Any]] = []  # written with the current record's outcome
 
     def remaining_ms(self) -> int | None:
         remaining = getattr(self.context, "get_remaining_time_in_millis", None)
@@ -449,6 +491,7 @@ class BatchRun:
         if p.envelope is None:
             return self._finish(worker._outcome(p, OutcomeKind.PARKED, p.park_reason or "bad envelope"))
         self.ambiguous_object = self.resolved_ambiguity = None
+        self.completion_extra = []
         if p.writes:
             remaining = self.remaining_ms()
             if remaining is not None and remaining < worker.record_budget_ms and self.started:
@@ -457,7 +500,7 @@ class BatchRun:
         try:
             if worker.idempotent is None:
                 outcome = worker.deliver(p, self)
-                worker.outcomes.put(outcome)
+                worker.outcomes.put(outcome, self.completion_extra)
             else:
                 result = self._deliver_once(p)
                 if result.get("duplicate"):
@@ -501,6 +544,7 @@ class BatchRun:
                 # The lease lasts as long as this invocation can: it cannot expire while this one may write.
                 lease_ms=remaining + 1_000,
                 wait_budget_s=max(0.0, min(worker.busy_wait_ms, remaining - worker.record_budget_ms) / 1000),
+                completion_extra=self.completion_extra,
             )
         self._request = request
         token = CURRENT_CLAIM.set(request)
