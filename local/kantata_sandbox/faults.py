@@ -116,6 +116,7 @@ class FaultPlan:
     statuses: tuple[int, ...] = (429, 503)
     seed: int | None = None
     latency: float = 0.0
+    jitter: float = 0.0  # up to this many seconds more latency, drawn per request
     drop_rate: float = 0.0
     retry_after: float | None = None  # seconds, sent as a Retry-After header on injected 429s
     _scripts: list[_Script] = field(default_factory=list)
@@ -160,12 +161,14 @@ class FaultPlan:
                 _Script(entries=entries, method=method.upper() if method else None, path_prefix=path_prefix)
             )
 
-    def set_latency(self, seconds: float) -> None:
-        """Delay every API answer by ``seconds`` (>= 0)."""
-        if seconds < 0:
-            raise FaultPlanError(f"latency must be >= 0 seconds; got {seconds!r}")
+    def set_latency(self, seconds: float, *, jitter: float = 0.0) -> None:
+        """Delay every API answer by ``seconds`` (>= 0), plus a random extra of up to ``jitter`` seconds (so
+        concurrent requests can finish out of the order they were sent)."""
+        if seconds < 0 or jitter < 0:
+            raise FaultPlanError(f"latency and jitter must be >= 0 seconds; got {seconds!r}, {jitter!r}")
         with self._lock:
             self.latency = float(seconds)
+            self.jitter = float(jitter)
 
     def set_drop_rate(self, rate: float) -> None:
         """Close the connection without an answer for a fraction ``rate`` (0..1) of requests."""
@@ -185,6 +188,7 @@ class FaultPlan:
             self.rate = 0.0
             self.statuses = (429, 503)
             self.latency = 0.0
+            self.jitter = 0.0
             self.drop_rate = 0.0
             self.retry_after = None
             self._scripts.clear()
@@ -203,7 +207,7 @@ class FaultPlan:
     def decide(self, method: str, path: str) -> FaultDecision:
         """Consume the fault (if any) for one request to ``path``."""
         with self._lock:
-            latency = self.latency
+            latency = self.latency + (self._rng.uniform(0.0, self.jitter) if self.jitter else 0.0)
             for script in self._scripts:
                 if script.entries and script.matches(method, path):
                     entry = script.entries.popleft()

@@ -266,6 +266,11 @@ class SqsSimulator:
     queue: collections.deque[tuple[str, Message, int]] = field(default_factory=collections.deque)
     dlq: list[Message] = field(default_factory=list)
     invocations: int = 0
+    context: Callable[[], Any] = FakeLambdaContext  # a new Lambda context per invocation
+
+    def requeue(self, message: str, attributes: Mapping[str, Any], delay_seconds: int) -> None:
+        """What the worker's deferral sends: the same message again, as a new one (receive count 0)."""
+        self.queue.append((str(uuid.uuid4()), (message, dict(attributes)), 0))
 
     def send(self, envelopes: Iterable[Any]) -> None:
         """Queue envelopes (sent in the receiver's wire form) or raw message bodies."""
@@ -280,7 +285,7 @@ class SqsSimulator:
             batch = [self.queue.popleft() for _ in range(min(self.batch_size, len(self.queue)))]
             records = [sqs_record(mid, message, count + 1) for mid, message, count in batch]
             self.invocations += 1
-            response = self.handler({"Records": records}, FakeLambdaContext())
+            response = self.handler({"Records": records}, self.context())
             failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
             for mid, message, count in batch:
                 if mid not in failed:
