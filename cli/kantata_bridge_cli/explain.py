@@ -22,12 +22,14 @@ import argparse
 import datetime as dt
 import json
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Final
 
 from kantata_bridge.envelope import DeliveryEnvelope, dedupe_key
+from kantata_bridge.kantata import DEFAULT_BASE_URL
 
 from kantata_bridge_cli import aws, console
 
@@ -86,6 +88,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     where.add_argument("--state-table", help="state table to read outcomes from (default: $STATE_TABLE)")
     aws.add_arguments(where)
+    kantata = parser.add_argument_group(
+        "Kantata (optional: read the linked task and its workspace's statuses for a route with tasks on; GETs only)"
+    )
+    kantata.add_argument(
+        "--kantata-token-env",
+        metavar="VAR",
+        help="environment variable holding a Kantata token; without it Kantata is not contacted",
+    )
+    kantata.add_argument(
+        "--kantata-base-url",
+        default=os.environ.get("KANTATA_BASE_URL") or DEFAULT_BASE_URL,
+        help="Kantata API base URL (default: $KANTATA_BASE_URL or the public API)",
+    )
+
+
+def _kantata(args: argparse.Namespace) -> Any:
+    """A Kantata client for read-only lookups, or None when no --kantata-token-env was given."""
+    name = getattr(args, "kantata_token_env", None)
+    if not name:
+        return None
+    token = os.environ.get(name, "").strip()
+    if not token:
+        raise ExplainInputError(
+            f"--kantata-token-env {name}: that environment variable is empty or not set",
+            hint=f"export {name}=<token> (or leave the option out to explain without reading Kantata)",
+        )
+    from kantata_bridge.kantata.client import KantataClient
+
+    print(f"{TOOL}: Kantata: {args.kantata_base_url} (reading only)", file=sys.stderr)
+    return KantataClient(token, args.kantata_base_url)
 
 
 def _iso_date(text: str) -> dt.date:
@@ -125,8 +157,11 @@ def build_envelope(
     )
 
 
-def explain_envelope(envelope: DeliveryEnvelope, config: Any, today: dt.date) -> dict[str, Any]:
-    """Parse, route and map without I/O: the event, the route and the report body (or why there is none)."""
+def explain_envelope(
+    envelope: DeliveryEnvelope, config: Any, today: dt.date, kantata: Any = None
+) -> dict[str, Any]:
+    """Parse, route and map: the event, the route, the report body (or why there is none) and what task sync
+    would do. Writes nothing; reads Kantata (GETs) only when ``kantata`` (a client) is given."""
     from kantata_bridge.kantata.errors import KantataError
     from kantata_bridge.mapping.routing import route_event
     from kantata_bridge.mapping.rules import map_event
@@ -166,6 +201,17 @@ def explain_envelope(envelope: DeliveryEnvelope, config: Any, today: dt.date) ->
     except KantataError as exc:
         out["verdict"] = f"parked: mapping: {exc}"
         return out
+    if route.tasks.mode != "off":
+        from kantata_bridge.worker.tasks import preview
+
+        try:
+            out["task"] = preview(kantata, event, route)
+        except KantataError as exc:
+            raise console.CliError(
+                f"reading the linked task from Kantata failed: {exc}",
+                hint="Check --kantata-base-url and the token, or leave out --kantata-token-env.",
+                exit_code=console.EXIT_FAILED,
+            ) from None
     out["verdict"] = "would post the report above, unless the ordering guard holds a newer version"
     return out
 
@@ -247,7 +293,7 @@ def _explain(args: argparse.Namespace, reader: _StateReader) -> dict[str, Any]:
         raise ExplainInputError(
             "explain needs a routing config to show the route and report", hint=NO_CONFIG_HINT
         )
-    doc = explain_envelope(envelope, config, today)
+    doc = explain_envelope(envelope, config, today, _kantata(args))
     if reader.table:
         doc.update(_recorded(reader, envelope.dedupe_key, doc.get("event", {}).get("object_key")))
     return doc
@@ -271,7 +317,7 @@ def _explain_recorded(args: argparse.Namespace, reader: _StateReader, today: dt.
         envelope = DeliveryEnvelope.from_message(outcome.envelope)
         if envelope.body is not None:
             config = _load_config(args.config, reader)
-            doc["replay"] = explain_envelope(envelope, config, today)
+            doc["replay"] = explain_envelope(envelope, config, today, _kantata(args))
     if outcome.object_key:
         history = reader.call(what, store.for_object, outcome.object_key, limit=20)
         doc["object_history"] = [o.log_fields() for o in history]

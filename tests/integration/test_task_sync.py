@@ -249,3 +249,32 @@ def test_a_redelivery_after_a_failed_task_write_finds_its_report_and_finishes_th
         assert len(posts_to(harness, "/api/v1/status_reports")) == 1  # found by its marker, not posted again
     finally:
         harness.close()
+
+
+def test_explain_shows_the_task_a_delivery_would_move_from_which_status_to_which_and_why(
+    aws, kantata_sandbox, tmp_path, monkeypatch, capsys
+):
+    import json
+
+    from kantata_bridge_cli.main import main
+
+    harness, client = start(kantata_sandbox, tmp_path)
+    try:
+        task = linked_task(client, harness.workspace_id, "jira", "issue", "PROJ-12", "To Do")
+        env = jira_update("d1", "QA", "indeterminate", "2026-11-21T10:00:00.000+0000")
+        body = tmp_path / "body.json"
+        body.write_bytes(env.body)
+        monkeypatch.setenv("SANDBOX_TOKEN", kantata_sandbox.token)
+        argv = ["explain", "--tracker", "jira", "--body", str(body), "--config", str(harness.config_path)]
+        argv += ["--kantata-token-env", "SANDBOX_TOKEN", "--kantata-base-url", kantata_sandbox.base_url]
+        assert main(argv) == 0
+        doc = json.loads(capsys.readouterr().out)
+        assert doc["task"]["would"] == (
+            f"move task {task.id} from 'To Do' to 'In Progress' "
+            "(no 'QA' in set 'PROJ workflow': default of category 'started')"
+        )
+        assert "catalog apply" in doc["task"]["hint"]
+        # And nothing was written: the task is where it was
+        assert client.get_story(task.id).status == "To Do"
+    finally:
+        harness.close()

@@ -277,7 +277,7 @@ class TaskSync:
             except NotFoundError:
                 # The task was deleted in Kantata (or is out of the token's sight): forget it, look again.
                 self.status_sets.forget(cached.workspace_id)
-        story = self._find(client, event, route)
+        story = self.find(client, event, route)
         if story is not None:
             return self._update_found(client, event, settings, ref, story, ensure_time)
         if settings.mode != "create":
@@ -294,7 +294,7 @@ class TaskSync:
 
     # ------------------------------------------------------------------ steps
 
-    def _desired(
+    def desired(
         self, client: TaskClient, event: TrackerEvent, settings: TaskSettings, workspace_id: str
     ) -> StatusChoice | None:
         """The status to write, or None to leave the status as it is (a deletion with ``on_delete: leave``)."""
@@ -315,7 +315,7 @@ class TaskSync:
         cached: TaskLink,
         ensure_time: Callable[[], None],
     ) -> TaskResult:
-        choice = self._desired(client, event, settings, cached.workspace_id)
+        choice = self.desired(client, event, settings, cached.workspace_id)
         last = cached.written.get("status")
         status = choice.name if choice is not None else None
         if choice is not None and status is None:
@@ -344,7 +344,7 @@ class TaskSync:
         ensure_time: Callable[[], None],
     ) -> TaskResult:
         workspace_id = story.workspace_id or ""
-        choice = self._desired(client, event, settings, workspace_id)
+        choice = self.desired(client, event, settings, workspace_id)
         current = story.status
         status = choice.name if choice is not None else None
         if choice is not None and status is None:
@@ -406,7 +406,7 @@ class TaskSync:
             choice=choice,
         )
 
-    def _find(self, client: TaskClient, event: TrackerEvent, route: Route) -> Story | None:
+    def find(self, client: TaskClient, event: TrackerEvent, route: Route) -> Story | None:
         """The task linked to the object by external reference: the one in the routed workspace, else the
         lowest id (a redelivery after a lost create finds the task made then)."""
         stories = [
@@ -464,6 +464,61 @@ class TaskSync:
             keep_link=False,
             choice=choice,
         )
+
+
+def preview(client: TaskClient | None, event: TrackerEvent, route: Route) -> dict[str, Any]:
+    """What task sync would do for ``event`` on ``route``, writing nothing (``explain``). With ``client``,
+    the linked task and the workspace's statuses are read from Kantata (GETs only); without, the rule is told.
+    """
+    settings = route.tasks
+    out: dict[str, Any] = {"mode": settings.mode, "on_delete": settings.on_delete}
+    if settings.mode == "off":
+        out["would"] = "nothing: tasks are off for this route"
+        return out
+    deleted = event.action is Action.DELETED
+    if client is None:
+        if deleted:
+            out["would"] = (
+                "mark the linked task's reference deleted"
+                + (
+                    " and move it to the completed category's default"
+                    if settings.on_delete == "complete"
+                    else ""
+                )
+                + " (never create one)"
+            )
+        else:
+            category = kantata_category(event) or event.status_category
+            out["would"] = (
+                f"set the linked task to a status named {event.status_name!r} if its workspace's set has one, "
+                f"else the route's task_statuses, else the default of category {category!r}"
+                + ("; create the task if none is linked" if settings.mode == "create" else "")
+            )
+        out["note"] = "give --kantata-token-env to read the linked task and its workspace's statuses"
+        return out
+    sync = TaskSync()
+    story = sync.find(client, event, route)
+    if story is None:
+        if settings.mode == "create" and not deleted:
+            made = choose_status(event, settings, sync.status_sets.for_workspace(client, route.workspace_id))
+            out["would"] = f"create a task in workspace {route.workspace_id} as {made.name!r} ({made.how})"
+        else:
+            out["would"] = f"nothing: no Kantata task is linked to {event.ref}"
+        return out
+    choice = sync.desired(client, event, settings, story.workspace_id or "")
+    out["task"] = {"id": story.id, "workspace_id": story.workspace_id, "status": story.status}
+    if choice is None:
+        out["would"] = f"leave task {story.id} at {story.status!r} and mark its reference deleted"
+    elif choice.name is None:
+        out["would"] = f"leave task {story.id} at {story.status!r}: {choice.how}"
+    elif (story.status or "").casefold() == choice.name.casefold():
+        out["would"] = f"leave task {story.id} at {story.status!r} (already there; {choice.how})"
+    else:
+        out["would"] = f"move task {story.id} from {story.status!r} to {choice.name!r} ({choice.how})"
+    hint = status_set_hint(choice, event)
+    if hint:
+        out["hint"] = hint
+    return out
 
 
 def status_set_hint(choice: StatusChoice | None, event: TrackerEvent) -> str | None:
