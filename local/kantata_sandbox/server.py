@@ -518,24 +518,24 @@ def _serve(argv: Sequence[str] | None) -> int:
             hint="Stop what uses that port or pick another --port (0 picks a free one).",
         ) from None
     try:
-        for title in args.workspace:
-            try:
-                workspace_id = sandbox.add_workspace(title)
-            except ValueError as exc:
-                raise console.CliError(f"--workspace {title!r}: {exc}") from None
-            print(f"workspace {workspace_id}: {title}")
-        # The token is echoed only when it is the well-known default, never a token the user chose.
-        shown = args.token if args.token == DEFAULT_TOKEN else "as given by --token"
-        print(f"Kantata sandbox on {sandbox.base_url} (token: {shown}); control: {sandbox.url}/_sandbox/")
-        print("Press Ctrl-C to stop.", flush=True)
         try:
             # Ctrl-C and `kill` both stop it cleanly, even when started from a shell that ignores SIGINT in
-            # background jobs.
+            # background jobs, and even when they arrive before the banner is out (hence the outer try).
             signal.signal(signal.SIGINT, signal.default_int_handler)
             signal.signal(signal.SIGTERM, _interrupt)
         except ValueError:  # not the main thread (e.g. called from a test thread): rely on the caller
             pass
         try:
+            for title in args.workspace:
+                try:
+                    workspace_id = sandbox.add_workspace(title)
+                except ValueError as exc:
+                    raise console.CliError(f"--workspace {title!r}: {exc}") from None
+                print(f"workspace {workspace_id}: {title}")
+            # The token is echoed only when it is the well-known default, never a token the user chose.
+            shown = args.token if args.token == DEFAULT_TOKEN else "as given by --token"
+            print(f"Kantata sandbox on {sandbox.base_url} (token: {shown}); control: {sandbox.url}/_sandbox/")
+            print("Press Ctrl-C to stop.", flush=True)
             while True:
                 time.sleep(3600)
         except KeyboardInterrupt:
