@@ -62,6 +62,7 @@ on = {
     "GithubRecoveryEnabled": '"true"', "GithubRecoveryHooks": "repos/acme/webapp/hooks/1",
     "JiraReconcileEnabled": '"true"', "JiraSiteUrl": "https://acme.atlassian.net",
     "GithubSilenceAlarmMinutes": '"60"', "JiraSilenceAlarmMinutes": '"60"',
+    "GitlabSilenceAlarmMinutes": '"60"', "LinearSilenceAlarmMinutes": '"60"',
 }
 for name, value in on.items():
     text, found = re.subn(rf"(\n  {name}:\n(?:    .*\n)*?    Default: )[^\n]*", rf"\g<1>{value}", text, count=1)
