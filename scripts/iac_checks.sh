@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Template checks CI keeps true: `sam validate --lint`, `sam build`, and a checkov IaC security scan.
-# Quiet on success; on failure prints the failing tool's output and exits non-zero.
+# Template checks CI keeps true: `sam validate --lint`, `sam build`, and a checkov IaC security scan, on
+# template.yaml and on copies with every opt-in switched on. Quiet on success; on failure prints the failing
+# tool's output and exits non-zero.
 #
 # checkov lives in its own tool venv (default .venv/iac-tools, created on first run from the version pinned in
 # pyproject.toml's "iac" extra):
@@ -53,21 +54,18 @@ fi
 run_quietly "checkov" "$IAC_VENV/bin/checkov" --quiet --compact --skip-download \
   --framework cloudformation secrets --file template.yaml --file samconfig.toml
 
-# The opt-in resources (delivery recovery, Jira reconciliation, silence alarms) carry Conditions that are false
-# with the parameters' defaults, and checkov leaves such resources out: scan a copy with every opt-in on too.
-python3 - template.yaml >"$opt_in" <<'PY'
-import re, sys
-text = open(sys.argv[1], encoding="utf-8").read()
-on = {
-    "GithubRecoveryEnabled": '"true"', "GithubRecoveryHooks": "repos/acme/webapp/hooks/1",
-    "JiraReconcileEnabled": '"true"', "JiraSiteUrl": "https://acme.atlassian.net",
-    "GithubSilenceAlarmMinutes": '"60"', "JiraSilenceAlarmMinutes": '"60"',
-}
-for name, value in on.items():
-    text, found = re.subn(rf"(\n  {name}:\n(?:    .*\n)*?    Default: )[^\n]*", rf"\g<1>{value}", text, count=1)
-    if not found:
-        sys.exit(f"iac_checks: parameter {name} not found in template.yaml")
-sys.stdout.write(text)
-PY
-run_quietly "checkov (opt-ins on)" "$IAC_VENV/bin/checkov" --quiet --compact --skip-download \
-  --framework cloudformation --file "$opt_in"
+# The opt-in resources and settings (delivery recovery, Jira reconciliation, silence alarms, the receiver's
+# SnapStart or provisioned concurrency) carry Conditions that are false with the parameters' defaults: checkov
+# leaves such resources out, and the template must validate and build with them on too. So each opt-in copy
+# (scripts/opt_in_template.py: one with SnapStart, one with provisioned concurrency, which exclude each other)
+# gets the same checks. The copies live outside the repository: --base-dir keeps CodeUri paths resolving here.
+for variant in snapstart provisioned-concurrency; do
+  run_quietly "opt-in copy ($variant)" sh -c 'python3 scripts/opt_in_template.py "$1" template.yaml >"$2"' _ "$variant" "$opt_in"
+  run_quietly "sam validate --lint (opt-ins on, $variant)" "$SAM" validate --lint --template "$opt_in"
+  if [ "${IAC_SKIP_BUILD:-0}" != "1" ]; then
+    run_quietly "sam build (opt-ins on, $variant)" "$SAM" build --template "$opt_in" --base-dir . \
+      --build-dir "$BUILD_DIR-opt-in-$variant" --cached --parallel
+  fi
+  run_quietly "checkov (opt-ins on, $variant)" "$IAC_VENV/bin/checkov" --quiet --compact --skip-download \
+    --framework cloudformation --file "$opt_in"
+done

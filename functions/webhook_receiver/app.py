@@ -21,8 +21,18 @@ from typing import Any  # noqa: E402 - after gc.disable() on purpose
 # gc.freeze() below. Clients are still built on the first request (nothing time-bound is cached in init,
 # so a SnapStart snapshot holds no secret, connection or clock reading).
 import boto3  # noqa: E402, F401
-from kantata_bridge.receiver.http import handle  # noqa: E402
+from kantata_bridge.receiver.http import after_restore, handle  # noqa: E402
 from kantata_bridge.receiver.service import default_receiver  # noqa: E402
+
+# Lambda SnapStart (the ReceiverSnapStart template parameter) resumes new environments from a snapshot of this
+# init. Lambda's Python runtimes ship the hook library; anywhere else (tests, the local stack, benchmarks) the
+# import fails at once and nothing is registered. Without SnapStart the hook is registered and never runs.
+try:
+    from snapshot_restore_py import register_after_restore
+except ImportError:
+    pass
+else:
+    register_after_restore(after_restore)
 
 # What was imported lives as long as the process. Freezing it spares the garbage collector from scanning
 # those objects again while boto3 loads its service models on the first request. Then collect as before.

@@ -503,9 +503,21 @@ def test_alarms_on_the_bridges_own_metrics_watch_names_and_dimensions_the_code_e
         assert dimensions[1]["Value"] in TRACKERS, name
 
 
-@pytest.mark.parametrize(
-    ("tracker", "parameter"), [("github", "GithubSilenceAlarmMinutes"), ("jira", "JiraSilenceAlarmMinutes")]
-)
+SILENCE_ALARMS = [
+    ("github", "GithubSilenceAlarmMinutes"),
+    ("jira", "JiraSilenceAlarmMinutes"),
+    ("gitlab", "GitlabSilenceAlarmMinutes"),
+    ("linear", "LinearSilenceAlarmMinutes"),
+]
+
+
+def test_every_tracker_the_receiver_serves_has_a_silence_alarm():
+    from kantata_bridge.trackers.registry import TRACKERS
+
+    assert sorted(tracker for tracker, _ in SILENCE_ALARMS) == sorted(TRACKERS)
+
+
+@pytest.mark.parametrize(("tracker", "parameter"), SILENCE_ALARMS)
 def test_one_silence_alarm_per_tracker_fires_when_nothing_was_received_for_the_window(
     template, tracker, parameter
 ):

@@ -10,6 +10,7 @@ invocation's log keys and metrics begin and end.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
@@ -21,7 +22,7 @@ from kantata_bridge.receiver.errors import (
     PayloadTooLargeError,
     UnknownTrackerError,
 )
-from kantata_bridge.receiver.service import Receiver, WebhookRequest
+from kantata_bridge.receiver.service import Receiver, WebhookRequest, default_receiver
 from kantata_bridge.receiver.telemetry import logger, metrics
 from kantata_bridge.trackers.base import MalformedDeliveryError, SignatureError
 
@@ -70,6 +71,30 @@ def route_tracker(event: Mapping[str, Any]) -> str | None:
         return None
     tracker = path[len(ROUTE_PREFIX) :]
     return tracker if tracker and "/" not in tracker else None
+
+
+def after_restore() -> None:
+    """Start an execution environment resumed from a Lambda SnapStart snapshot as a new one.
+
+    The Lambda's handler module registers this with ``snapshot_restore_py`` (Lambda's runtime hook library,
+    present only in Lambda's Python runtimes). Lambda snapshots a version after init and before any request, and
+    the receiver builds its clients and reads its secrets on the first request, so the snapshot holds none of
+    them. Every environment restored from one snapshot shares its memory, though, which this undoes:
+
+    - the ``random`` module's generator state (botocore imports ``random`` during init for retry jitter): reseeded
+      from the OS, or every restored environment would draw the same numbers;
+    - the cold-start flag, so the first invocation after a restore logs ``cold_start`` true;
+    - the cached receiver (its credentials, clients and connections), so a request run before the snapshot (a
+      warm-up, say) could never hand a secret or a connection to every restored environment.
+
+    Cheap (microseconds) and never raises: the runtime fails the restore if a hook does.
+    """
+    global _cold
+    _cold = True
+    default_receiver.cache_clear()
+    generator = sys.modules.get("random")  # reseeded only if imported; importing it here would seed it anyway
+    if generator is not None:
+        generator.seed()
 
 
 def handle(event: Mapping[str, Any], context: Any, receiver: Callable[[], Receiver]) -> dict[str, Any]:
