@@ -34,6 +34,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "kantata_bridge_cli.catalog",
         "plan / apply tracker workflows as Kantata task status sets",
     ),
+    "link": (
+        "kantata_bridge_cli.link",
+        "link Kantata workspaces to tracker sources (routing without a config edit)",
+    ),
     "recover": (
         "kantata_bridge_cli.recover",
         "redeliver failed GitHub webhook deliveries the bridge never saw",
