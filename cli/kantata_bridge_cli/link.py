@@ -351,7 +351,15 @@ def _add(args: argparse.Namespace) -> int:
             elsewhere = [
                 link for link in read_links(client, target=target) if link.workspace_id != workspace_id
             ]
-        unchanged = bool(same) and same[0].external_link == url and same[0].status == "successful"
+        if same and args.url is None and url is None:
+            url = same[0].external_link  # no address to build (Jira, GitLab, Linear): keep the one it has
+        # A reference in another spelling (written by another tool) is rewritten in the bridge's: the worker's
+        # lookup asks Kantata for that spelling.
+        unchanged = bool(same) and (same[0].service_model_ref, same[0].external_link, same[0].status) == (
+            target.ref,
+            url,
+            "successful",
+        )
         reference_id = same[0].id if same else None
         if not unchanged:
             upsert = ExternalReferenceUpsert(

@@ -258,6 +258,36 @@ def test_adding_the_same_link_again_writes_nothing_and_a_new_url_updates_it(
     assert ref.external_link == url
 
 
+def test_a_link_written_in_another_spelling_is_rewritten_in_the_bridges_by_add(
+    sandbox: KantataSandbox, common: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given links another tool wrote: GitHub's in its display case and pending, Jira's as the bridge would
+    ws = sandbox.add_workspace("Acme Webapp")
+    for service, model, source, url, status in (
+        ("github", "repository", "Acme/WebApp", "https://github.com/Acme/WebApp", "pending"),
+        ("jira", "project", "PROJ", "https://acme.atlassian.net/browse/PROJ", "successful"),
+    ):
+        sandbox.state.create_or_update_external_reference(
+            {"subject_type": "Workspace", "subject_id": int(ws), "service_name": service, "service_model": model,
+             "service_model_ref": source, "external_link": url, "status": status}, {},
+        )  # fmt: skip
+
+    # When the same links are added with the command
+    code, out, _ = link(capsys, "add", "--workspace", ws, "github", "acme/webapp", *common)
+    assert code == 0
+    assert out.startswith(
+        f"Updated the link of workspace {ws} (Acme Webapp) to github repository acme/webapp"
+    )
+    code, out, _ = link(capsys, "add", "--workspace", ws, "jira", "PROJ", *common)
+    assert code == 0
+    assert out == f"workspace {ws} (Acme Webapp) is already linked to jira project PROJ; nothing changed.\n"
+
+    # Then the GitHub reference is in the bridge's spelling and successful; the Jira one kept its address
+    refs = {r.service_name: r for r in sandbox.state.external_references.values()}
+    assert (refs["github"].service_model_ref, refs["github"].status) == ("acme/webapp", "successful")
+    assert refs["jira"].external_link == "https://acme.atlassian.net/browse/PROJ"
+
+
 def test_an_archived_workspace_is_listed_but_routes_nothing(
     sandbox: KantataSandbox, common: list[str], capsys: pytest.CaptureFixture[str], kantata: KantataClient
 ) -> None:
