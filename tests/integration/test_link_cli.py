@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -66,6 +67,11 @@ def link(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]
     return code, out, err
 
 
+def rows(table: str) -> list[list[str]]:
+    """The printed table's cells (columns are separated by at least two spaces)."""
+    return [re.split(r" {2,}", line) for line in table.splitlines()]
+
+
 def assert_requests_follow_the_contract(sandbox: KantataSandbox) -> list[tuple[str, str]]:
     """Every request the sandbox served: a documented operation, a body and query values the spec takes.
     Returns (method, template) in order."""
@@ -111,10 +117,12 @@ def test_add_list_remove_from_the_command_line(
     sandbox.clear_requests()
     code, out, _ = link(capsys, "list", *common)
     assert code == 0
-    assert out.splitlines() == [
-        "workspace  title        tracker  source       link",
-        f"{ws}        Acme Webapp  github   acme/webapp  https://github.com/acme/webapp",
+    assert rows(out) == [
+        ["workspace", "title", "tracker", "source", "link"],
+        [ws, "Acme Webapp", "github", "acme/webapp", "https://github.com/acme/webapp"],
     ]
+    header, row = out.splitlines()
+    assert (header.index("title"), header.index("link")) == (row.index("Acme"), row.index("https"))  # aligned
     code, out, _ = link(capsys, "list", "--json", "--tracker", "github", *common)
     assert json.loads(out) == [
         {
@@ -304,7 +312,7 @@ def test_an_archived_workspace_is_listed_but_routes_nothing(
     assert WorkspaceLinks(lambda: kantata).workspaces_for("linear", "ENG") == (new,)
     code, out, err = link(capsys, "list", "--tracker", "linear", *common)
     assert code == 0
-    assert f"{old}        Engineering 2025 (archived)  linear   ENG" in out
+    assert [old, "Engineering 2025 (archived)", "linear", "ENG"] in rows(out)
     assert "route nothing" in err
     code, out, _ = link(capsys, "list", "--json", *common)
     assert [(row["workspace_id"], row["routes"]) for row in json.loads(out)] == [(old, False), (new, True)]
@@ -330,7 +338,7 @@ def test_an_organisation_link_routes_its_repositories_and_a_repository_link_wins
     assert links.workspaces_for("github", "Acme/API") == (org_ws,)
     assert links.workspaces_for("github", "other/api") == ()
     _, out, _ = link(capsys, "list", *common)
-    assert [line.split()[-2] for line in out.splitlines()[1:]] == ["acme/*", "acme/webapp"]
+    assert [row[3] for row in rows(out)[1:]] == ["acme/*", "acme/webapp"]
     assert_requests_follow_the_contract(sandbox)
 
 
