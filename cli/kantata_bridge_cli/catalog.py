@@ -30,25 +30,25 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
-from urllib.parse import urlsplit
 
 from kantata_bridge.catalog.config import CatalogConfig, CatalogConfigError, load_config, render_config_yaml
 from kantata_bridge.catalog.jira import DEFAULT_NEEDS_INFO_RULES, JiraExportError, set_from_jira_export
 from kantata_bridge.catalog.pins import CatalogPins, PinsError
-from kantata_bridge.kantata import DEFAULT_BASE_URL
 
 from kantata_bridge_cli.diagnostics import terminal_diagnostics
+from kantata_bridge_cli.kantata_options import (
+    SANDBOX_HINT,
+    add_kantata_options,
+    shown_url,
+    target_line,
+    url_problem,
+)
 
 if TYPE_CHECKING:
     from kantata_bridge.kantata.client import KantataClient
 
 DEFAULT_CONFIG = "config/catalog.yaml"
 EXAMPLE_CONFIG = "config/catalog.example.yaml"
-DEFAULT_TOKEN_ENV = "KANTATA_TOKEN"  # noqa: S105 (the name of a variable, not a token)
-SANDBOX_HINT = (
-    "For the local sandbox: kantata-sandbox --port 8900, then "
-    "KANTATA_TOKEN=sandbox-token … --base-url http://127.0.0.1:8900/api/v1"
-)
 
 
 class CatalogCliError(Exception):
@@ -71,18 +71,7 @@ def _add_sync_options(p: argparse.ArgumentParser) -> None:
         default=os.environ.get("CATALOG_CONFIG_FILE", DEFAULT_CONFIG),
         help=f"catalog YAML/JSON (default: $CATALOG_CONFIG_FILE or {DEFAULT_CONFIG})",
     )
-    p.add_argument(
-        "--base-url",
-        default=os.environ.get("KANTATA_BASE_URL", DEFAULT_BASE_URL),
-        metavar="URL",
-        help=f"Kantata API base URL (default: $KANTATA_BASE_URL or the public API, {DEFAULT_BASE_URL})",
-    )
-    p.add_argument(
-        "--token-env",
-        default=DEFAULT_TOKEN_ENV,
-        metavar="VAR",
-        help=f"environment variable holding the Kantata token (default: {DEFAULT_TOKEN_ENV})",
-    )
+    add_kantata_options(p)
     p.add_argument(
         "--state",
         metavar="FILE",
@@ -461,29 +450,13 @@ def _load(path: str) -> CatalogConfig:
 
 
 def _check_url(url: str) -> None:
-    parts = urlsplit(url)
-    try:
-        port_ok = parts.port is None or parts.port > 0
-    except ValueError:  # not a number, or out of range
-        port_ok = False
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        raise CatalogCliError(
-            f"--base-url must be an http(s) URL such as {DEFAULT_BASE_URL}; got {_shown_url(url)!r}",
-            hint=SANDBOX_HINT,
-        )
+    problem = url_problem(url)
+    if problem:
+        raise CatalogCliError(problem, hint=SANDBOX_HINT)
 
 
-def _shown_url(url: str) -> str:
-    """The URL as printed: without any user:password@ part."""
-    scheme, sep, rest = url.partition("://")
-    host, slash, path = rest.partition("/")
-    return f"{scheme}{sep}{host.rpartition('@')[2]}{slash}{path}" if sep else url.rpartition("@")[2]
-
-
-def _target_line(url: str) -> str:
-    if url.rstrip("/") == DEFAULT_BASE_URL.rstrip("/"):
-        return f"Kantata: {url} (the live Kantata API; --base-url or $KANTATA_BASE_URL to change)"
-    return f"Kantata: {_shown_url(url)}"
+_shown_url = shown_url
+_target_line = target_line
 
 
 def _client(sync: _Sync) -> KantataClient:

@@ -175,6 +175,11 @@ class HumanFormatter(logging.Formatter):
         self.tool = tool
 
     def format(self, record: logging.LogRecord) -> str:
+        from kantata_bridge_cli.diagnostics import retry_text
+
+        retry = retry_text(record)  # the Kantata client's retry record: one sentence, not its fields
+        if retry is not None:
+            return f"{self.tool}: {record.levelname.lower()}: {retry}"
         extras = {
             k: v
             for k, v in vars(record).items()
@@ -200,7 +205,9 @@ def human_logging(tool: str, level: int = logging.WARNING) -> Iterator[None]:
     from kantata_bridge.observability import logger as bridge_logger
 
     std = logging.getLogger(bridge_logger.name)
-    to_stdout = [h for h in std.handlers if _writes_to_stdout(h)]
+    # Also held back: a handler whose stream is closed (one made while stdout was a stream since closed, as
+    # in a test) would print "--- Logging error ---" and a traceback for every record.
+    to_stdout = [h for h in std.handlers if _writes_to_stdout(h) or _stream_closed(h)]
     human = logging.StreamHandler(sys.stderr)
     human.setLevel(level)
     human.setFormatter(HumanFormatter(tool))
@@ -213,6 +220,10 @@ def human_logging(tool: str, level: int = logging.WARNING) -> Iterator[None]:
         std.removeHandler(human)
         for handler in to_stdout:
             std.addHandler(handler)
+
+
+def _stream_closed(handler: logging.Handler) -> bool:
+    return bool(getattr(getattr(handler, "stream", None), "closed", False))
 
 
 def _writes_to_stdout(handler: logging.Handler) -> bool:

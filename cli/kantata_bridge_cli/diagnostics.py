@@ -25,22 +25,27 @@ _WHY = {
 }
 
 
+def retry_text(record: logging.LogRecord) -> str | None:
+    """``Kantata GET /task_status_sets failed (503, unavailable); retry 1 in 0.4 s`` for the Kantata client's
+    retry record; None for any other record."""
+    fields = record.__dict__
+    if not all(name in fields for name in _RETRY_FIELDS):
+        return None
+    status = fields.get("kantata_status")
+    why = _WHY.get(str(fields.get("error_type")), str(fields.get("error_type") or "error"))
+    cause = f"{status}, {why}" if status else why
+    return (
+        f"Kantata {fields['kantata_method']} {fields['kantata_path']} failed ({cause}); "
+        f"retry {fields['attempt']} in {float(fields['retry_delay_s']):.1f} s"
+    )
+
+
 class TerminalFormatter(logging.Formatter):
     """One human line per record: ``warning: Kantata GET /task_status_sets failed (503, unavailable); retry 1 in
     0.4 s``. Other records: ``<level>: <message>``."""
 
     def format(self, record: logging.LogRecord) -> str:
-        level = record.levelname.lower()
-        fields = record.__dict__
-        if all(name in fields for name in _RETRY_FIELDS):
-            status = fields.get("kantata_status")
-            why = _WHY.get(str(fields.get("error_type")), str(fields.get("error_type") or "error"))
-            cause = f"{status}, {why}" if status else why
-            return (
-                f"{level}: Kantata {fields['kantata_method']} {fields['kantata_path']} failed ({cause}); "
-                f"retry {fields['attempt']} in {float(fields['retry_delay_s']):.1f} s"
-            )
-        return f"{level}: {record.getMessage()}"
+        return f"{record.levelname.lower()}: {retry_text(record) or record.getMessage()}"
 
 
 @contextmanager

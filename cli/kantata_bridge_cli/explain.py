@@ -190,6 +190,17 @@ def explain_envelope(
         out["verdict"] = "no routing config given (--config or ROUTING_CONFIG_FILE/ROUTING_CONFIG_PARAMETER)"
         return out
     route = route_event(event, config)
+    if route is None and kantata is not None and config.links.enabled:
+        # No route in the document: a workspace linked to the source in Kantata (read-only lookup)
+        from kantata_bridge.mapping.links import WorkspaceLinks
+        from kantata_bridge.worker.processor import resolve_route
+
+        try:
+            route = resolve_route(event, config, WorkspaceLinks(lambda: kantata))
+        except KantataError as exc:
+            raise console.CliError(
+                f"looking up the workspaces linked in Kantata failed: {exc}", exit_code=console.EXIT_FAILED
+            ) from None
     if route is None:
         out["route"] = None
         out["verdict"] = f"skipped: unrouted: no route for {event.tracker} {event.project}"

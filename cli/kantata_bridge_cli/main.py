@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from kantata_bridge_cli import console
 
 TOOL = "kantata-bridge"
-DESCRIPTION = "The bridge's operator tools (explain, redrive, catalog) and the local stack (demo, serve)."
+DESCRIPTION = "The bridge's operator tools (explain, redrive, catalog, link, recover) and the local stack (demo, serve)."
 
 # subcommand → (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
@@ -34,6 +34,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
         "kantata_bridge_cli.catalog",
         "plan / apply tracker workflows as Kantata task status sets",
     ),
+    "link": (
+        "kantata_bridge_cli.link",
+        "link Kantata workspaces to tracker sources (routing without a config edit)",
+    ),
     "recover": (
         "kantata_bridge_cli.recover",
         "redeliver failed GitHub webhook deliveries the bridge never saw",
@@ -48,6 +52,7 @@ examples:
   kantata-bridge explain --config config/routing.example.yaml --tracker github \\
       --header 'X-GitHub-Event: issues' --body events/payloads/github_issues_opened.json
   kantata-bridge redrive --stack-name kantata-bridge --dry-run
+  kantata-bridge link add --workspace 41234567 github acme/webapp   # route a repository by a Kantata link
   kantata-bridge COMMAND --help           # each command's options and examples
 
 exit codes: 0 ok, 1 failed, 2 bad input or usage

@@ -232,6 +232,39 @@ CASES = [
         2,
         "routes[0].workspace_id: must be a string of digits",
     ),
+    ("link: no action", "bridge", ["link"], "aws", 2, "the following arguments are required: ACTION"),
+    (
+        "link add: workspace not digits",
+        "bridge",
+        ["link", "add", "--workspace", "acme", "github", "acme/webapp"],
+        "aws",
+        2,
+        "--workspace must be a Kantata workspace id (digits)",
+    ),
+    (
+        "link add: bad source",
+        "bridge",
+        ["link", "add", "--workspace", "41234567", "github", "acme/web/app"],
+        "aws",
+        2,
+        "a GitHub source must be 'owner/repo' or 'owner/*'",
+    ),
+    (
+        "link add: no token",
+        "bridge",
+        ["link", "add", "--workspace", "41234567", "jira", "PROJ", "--token-env", "NO_SUCH_TOKEN_VARIABLE"],
+        "aws",
+        2,
+        "set the Kantata token in $NO_SUCH_TOKEN_VARIABLE",
+    ),
+    (
+        "link remove: unknown tracker",
+        "bridge",
+        ["link", "remove", "--workspace", "1", "trello", "board"],
+        "aws",
+        2,
+        "invalid choice: 'trello'",
+    ),
     ("sandbox: port out of range", "sandbox", ["--port", "99999"], "aws", 2, "a port is 0"),
     ("sandbox: port not a number", "sandbox", ["--port", "x"], "aws", 2, "not a port number"),
     ("sandbox: script word", "sandbox", ["--script", "503,foo"], "aws", 2, "script entry 2 is 'foo'"),
@@ -344,6 +377,13 @@ PROCESS_CASES = [
     ("kantata-sandbox --script 503,foo", [*SANDBOX, "--script", "503,foo"], 2, "'foo'", False),
     ("kantata-bridge serve --port 99999", [*BRIDGE, "serve", "--port", "99999"], 2, "a port is 0", False),
     ("explain without a region", [*BRIDGE, "explain", *RECORDED], 2, "no AWS region", False),
+    (
+        "link list without a token",
+        [*BRIDGE, "link", "list", "--token-env", "NO_SUCH_TOKEN_VARIABLE"],
+        2,
+        "set the Kantata token",
+        False,
+    ),
 ]
 
 
@@ -397,6 +437,8 @@ def test_version_is_the_package_version(entry, prog, capsys):
         ["redrive", "--help"],
         ["demo", "--help"],
         ["serve", "--help"],
+        ["link", "--help"],
+        ["link", "add", "--help"],
     ],
 )
 def test_help_ends_with_examples_and_exit_codes(argv, capsys):

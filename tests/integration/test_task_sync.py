@@ -278,3 +278,46 @@ def test_explain_shows_the_task_a_delivery_would_move_from_which_status_to_which
         assert client.get_story(task.id).status == "To Do"
     finally:
         harness.close()
+
+
+def test_a_workspace_linked_by_link_add_receives_events_with_no_route_in_the_document(
+    aws, kantata_sandbox, tmp_path, monkeypatch, capsys
+):
+    from kantata_bridge_cli.main import main
+
+    # Given a routing document with no route for GitHub, links taking tasks, and a second workspace
+    harness = WorkerHarness(
+        kantata_sandbox,
+        tmp_path,
+        routes=[{"tracker": "jira", "project": "OTHER", "workspace_id": "{workspace}"}],
+        extra_config={"links": {"tasks": "update"}},
+    )
+    try:
+        harness.runtime.default_worker().clock = lambda: NOW
+        client = KantataClient(kantata_sandbox.token, kantata_sandbox.base_url)
+        linked = kantata_sandbox.add_workspace("Webapp (linked)")
+        task = linked_task(client, linked, "github", "issue", "acme/webapp#42", "not started")
+        # When an operator links the workspace to the repository with the CLI
+        monkeypatch.setenv("SANDBOX_TOKEN", kantata_sandbox.token)
+        argv = [
+            "link",
+            "add",
+            "--workspace",
+            linked,
+            "github",
+            "acme/webapp",
+            "--base-url",
+            kantata_sandbox.base_url,
+        ]
+        assert main([*argv, "--token-env", "SANDBOX_TOKEN"]) == 0
+        capsys.readouterr()
+        # Then the repository's events are reported in that workspace and its linked task follows
+        handler = load_handler()
+        env = envelope_for("github_issues_closed")
+        assert handler.lambda_handler(sqs_event([env]), FakeLambdaContext()) == {"batchItemFailures": []}
+        outcome = harness.outcomes().get(env.dedupe_key)
+        assert (outcome.kind.value, outcome.workspace_id) == ("posted", linked)
+        assert [r.workspace_id for r in client.list_status_reports(workspace_id=linked)] == [linked]
+        assert story(client, task.id).status == "completed"
+    finally:
+        harness.close()

@@ -114,3 +114,38 @@ def test_human_logging_sends_records_to_stderr_as_words_and_keeps_stdout_for_dat
     assert "Kantata call failed" in listener.stream.getvalue()
     assert json_handler in after
     assert listener in after
+
+
+def test_human_logging_holds_back_a_handler_whose_stream_is_closed(capsys):
+    # A handler made while stdout was a stream that is closed now (Powertools takes sys.stdout when the logger is
+    # built) would print "--- Logging error ---" and a traceback for every record.
+    std = logging.getLogger(bridge_logger.name)
+    closed = io.StringIO()
+    closed.close()
+    stale = logging.StreamHandler(closed)
+    std.addHandler(stale)
+    try:
+        with console.human_logging("kantata-bridge"):
+            bridge_logger.warning("Kantata call failed; retrying")
+        assert stale in std.handlers
+    finally:
+        std.removeHandler(stale)
+    assert capsys.readouterr().err == "kantata-bridge: warning: Kantata call failed; retrying\n"
+
+
+def test_human_logging_writes_the_kantata_clients_retry_record_as_a_sentence(capsys):
+    with console.human_logging("kantata-bridge"):
+        bridge_logger.warning(
+            "Kantata call failed; retrying",
+            extra={
+                "kantata_method": "GET",
+                "kantata_path": "/external_references",
+                "kantata_status": 503,
+                "error_type": "UnavailableError",
+                "attempt": 2,
+                "retry_delay_s": 0.84,
+            },
+        )
+    assert capsys.readouterr().err == (
+        "kantata-bridge: warning: Kantata GET /external_references failed (503, unavailable); retry 2 in 0.8 s\n"
+    )

@@ -457,6 +457,33 @@ def test_list_external_references_requires_and_sends_subject_type(
     assert stub.requests[0].query["service_model_ref"] == "octo/repo#7"
 
 
+def test_list_external_references_with_the_subject_gives_each_its_side_loaded_workspace(
+    stub: StubKantata, client: KantataClient
+) -> None:
+    refs = [
+        {
+            **ext_ref_obj("55", subject_type="Workspace", subject_id=7),
+            "subject_ref": {"key": "workspaces", "id": "7"},
+        },
+        {
+            **ext_ref_obj("56", subject_type="Workspace", subject_id=8),
+            "subject_ref": {"key": "workspaces", "id": "8"},
+        },
+        ext_ref_obj("57", subject_type="Workspace", subject_id=9),
+    ]
+    workspaces = [{"id": "7", "title": "Acme Webapp", "archived": False}]
+    stub.reply(Reply(body=envelope("external_references", refs, included={"workspaces": workspaces})))
+
+    found = list(client.list_external_references("Workspace", service_name="github", include=("subject",)))
+
+    assert stub.requests[0].query["include"] == "subject"
+    assert [(r.subject_ref, r.workspace.title if r.workspace else None) for r in found] == [
+        (("workspaces", "7"), "Acme Webapp"),
+        (("workspaces", "8"), None),  # named but not side-loaded: Kantata left it out
+        (None, None),  # no subject_ref: the include was not honoured
+    ]
+
+
 def test_bulk_update_sends_the_plural_array_and_decodes_the_assignments(
     stub: StubKantata, client: KantataClient
 ) -> None:

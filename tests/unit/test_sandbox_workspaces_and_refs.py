@@ -145,6 +145,26 @@ def test_list_external_references_requires_subject_type_and_filters(
     assert api.get("/external_references", subject_type="Workspace", service_name="jira").json()["count"] == 0
 
 
+def test_a_workspace_link_lists_by_its_string_ref_with_the_workspace_and_its_archived_flag(
+    api: Api, kantata_sandbox_contract: KantataSandbox
+) -> None:
+    # The lookup the worker's links use (mapping.links): the string service_model_ref filter, include=subject.
+    live = int(kantata_sandbox_contract.add_workspace("Live"))
+    old = int(kantata_sandbox_contract.add_workspace("Old"))
+    for workspace in (live, old):
+        upsert(api, subject_type="Workspace", subject_id=workspace, service_name="github",
+               service_model="repository", service_model_ref="acme/webapp", status="successful")  # fmt: skip
+    kantata_sandbox_contract.state.workspaces[str(old)].archived = True
+    query = {"subject_type": "Workspace", "service_name": "github", "service_model": "repository"}
+
+    body = api.get("/external_references", **query, service_model_ref="acme/webapp", include="subject").json()
+
+    assert sorted(r["subject_id"] for r in primary(body)) == [live, old]
+    # An archived subject is side-loaded marked archived (the bridge also copes with Kantata leaving it out)
+    assert {k: w["archived"] for k, w in body["workspaces"].items()} == {str(live): False, str(old): True}
+    assert api.get("/external_references", **query, service_model_ref="acme/other").json()["count"] == 0
+
+
 def test_create_or_update_refuses_bad_or_unknown_subjects(api: Api) -> None:
     response = api.post(
         "/external_references/create_or_update",

@@ -695,9 +695,15 @@ class KantataClient:
         service_model: str | None = None,
         service_model_ref: str | None = None,
         status: str | None = None,
+        include: Sequence[str] = (),
         per_page: int = MAX_PER_PAGE,
     ) -> Iterator[ExternalReference]:
-        """External references of one subject type (required by Kantata), filtered, lazily across pages."""
+        """External references of one subject type (required by Kantata), filtered, lazily across pages.
+
+        ``service_model_ref`` is a string filter here (unlike the integer-typed ``external_reference_*`` filters
+        of /workspaces and /status_reports). ``include=("subject",)`` side-loads each subject: a workspace
+        subject is then on the reference's ``workspace`` (see ExternalReference).
+        """
         params = _drop_none(
             {
                 "subject_type": check_enum("subject_type", subject_type, EXTERNAL_REFERENCE_SUBJECT_TYPES),
@@ -708,6 +714,7 @@ class KantataClient:
                 "status": check_enum("status", status, EXTERNAL_REFERENCE_STATUSES)
                 if status is not None
                 else None,
+                "include": _include_param(include),
             }
         )
         return self._models(

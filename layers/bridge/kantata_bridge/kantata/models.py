@@ -195,7 +195,12 @@ class StoryExternalReference:
 
 @dataclass(frozen=True, slots=True)
 class ExternalReference:
-    """An external reference as Kantata returns it (``GET /external_references``, or included)."""
+    """An external reference as Kantata returns it (``GET /external_references``, or included).
+
+    With ``include=subject`` Kantata adds ``subject_ref`` (``(key, id)``, e.g. ``("workspaces", "7")``) and
+    side-loads the subject; a workspace subject is then in ``workspace`` (None when Kantata left it out, for
+    example because a default filter hides it). Without the include both are None.
+    """
 
     id: str
     subject_type: str
@@ -211,10 +216,21 @@ class ExternalReference:
     last_synced_at: str | None = None
     created_at: str | None = None
     updated_at: str | None = None
+    subject_ref: tuple[str, str] | None = None
+    workspace: Workspace | None = field(default=None, compare=False)
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any], included: Included | None = None) -> ExternalReference:
-        """``included`` is accepted (and unused) so every model builds from the same ``(object, maps)`` pair."""
+        """``included`` holds the side-loaded subject when the list was read with ``include=subject``."""
+        raw_ref = data.get("subject_ref")
+        subject_ref = None
+        if isinstance(raw_ref, Mapping) and raw_ref.get("key") and raw_ref.get("id") is not None:
+            subject_ref = (str(raw_ref["key"]), str(raw_ref["id"]))
+        raw_workspace = (
+            included.get("workspaces", subject_ref[1])
+            if included is not None and subject_ref is not None and subject_ref[0] == "workspaces"
+            else None
+        )
         return cls(
             id=str(data["id"]),
             subject_type=str(data.get("subject_type", "")),
@@ -230,6 +246,9 @@ class ExternalReference:
             last_synced_at=_str_or_none(data.get("last_synced_at")),
             created_at=_str_or_none(data.get("created_at")),
             updated_at=_str_or_none(data.get("updated_at")),
+            subject_ref=subject_ref,
+            # Built without the maps: the workspace's own references are not needed here (and not looped).
+            workspace=None if raw_workspace is None else Workspace.from_api(raw_workspace),
         )
 
 

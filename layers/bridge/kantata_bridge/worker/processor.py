@@ -47,6 +47,7 @@ from kantata_bridge.kantata.errors import (
 )
 from kantata_bridge.kantata.models import StatusReport
 from kantata_bridge.mapping.config import BridgeConfig, ConfigError, Route
+from kantata_bridge.mapping.links import WorkspaceLinks
 from kantata_bridge.mapping.routing import route_event
 from kantata_bridge.mapping.rules import delivery_marker, map_event
 from kantata_bridge.observability import logger, metrics
@@ -245,6 +246,7 @@ class Worker:
     busy_wait_ms: int = DEFAULT_BUSY_WAIT_MS
     requeue: Requeue | None = None
     tasks: TaskSync = field(default_factory=TaskSync)
+    links: WorkspaceLinks | None = None  # Kantata workspaces linked to a tracker source (mapping/links.py)
 
     def start_batch(self, records: Sequence[Mapping[str, Any]], context: Any = None) -> BatchRun:
         """Parse the batch and return the run whose ``process_record`` the batch processor calls."""
@@ -270,10 +272,14 @@ class Worker:
             config = self.config()
         except ConfigError as exc:
             raise RetryableDeliveryError(str(exc)) from None
-        route = route_event(event, config)
+        try:
+            route = resolve_route(event, config, self.links)
+        except KantataError as exc:
+            self._fail(exc, what="links")
         if route is None:
+            where = " and no Kantata workspace is linked to it" if config.links.enabled and self.links else ""
             return self._outcome(
-                p, OutcomeKind.SKIPPED, f"unrouted: no route for {event.tracker} {event.project}"
+                p, OutcomeKind.SKIPPED, f"unrouted: no route for {event.tracker} {event.project}{where}"
             )
         try:
             report = map_event(
@@ -431,6 +437,31 @@ class Worker:
             origin=env.origin if env else None,
             **extra,
         )
+
+
+def resolve_route(event: TrackerEvent, config: BridgeConfig, links: WorkspaceLinks | None) -> Route | None:
+    """The route for ``event``: the first matching route of the document, else (when ``links`` are on) the
+    Kantata workspace linked to the event's source, with the ``links`` section's task settings. Raises
+    KantataError when Kantata cannot be asked."""
+    route = route_event(event, config)
+    if route is not None or links is None or not config.links.enabled:
+        return route
+    links.max_age_seconds = float(config.links.max_age_seconds)
+    ids = links.workspaces_for(event.tracker, event.project)
+    if not ids:
+        return None
+    if len(ids) > 1:
+        logger.warning(
+            "several Kantata workspaces are linked to one source; using the first",
+            extra={"tracker": event.tracker, "source": event.project, "workspaces": list(ids)},
+        )
+    return Route(
+        tracker=event.tracker,
+        source=event.project,
+        workspace_id=ids[0],
+        name=f"kantata link: {event.tracker} {event.project}",
+        tasks=config.links.tasks,
+    )
 
 
 def is_ambiguous(exc: KantataError) -> bool:

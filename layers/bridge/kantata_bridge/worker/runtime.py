@@ -184,16 +184,20 @@ def build_worker(settings: WorkerSettings, *, dynamodb: Any = None, kantata: Any
     outcomes = OutcomeStore(settings.state_table, ddb, ttl_seconds=settings.outcome_ttl_seconds)
     guard = OrderingGuard(settings.state_table, ddb)
     store = DeliveryRecordStore(settings.state_table, ddb, outcomes=outcomes, guard=guard)
+    kantata_source = kantata if kantata is not None else KantataClientSource(settings)
+    from kantata_bridge.mapping.links import WorkspaceLinks
+
     return Worker(
         guard=guard,
         outcomes=outcomes,
         config=ConfigSource(settings),
-        kantata=kantata if kantata is not None else KantataClientSource(settings),
+        kantata=kantata_source,
         fetch_body=fetch_body,
         idempotent=make_idempotent(
             deliver_once, persistence=store, ttl_seconds=settings.idempotency_ttl_seconds
         ),
         requeue=SqsRequeue(settings.queue_url) if settings.queue_url else None,
+        links=WorkspaceLinks(kantata_source),
     )
 
 
