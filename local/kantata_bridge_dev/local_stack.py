@@ -386,7 +386,11 @@ class LocalStack:
             self.sandbox = None
         if self.moto is not None:
             self._reset_moto()
-            self.moto.stop()
+            # moto's stop() joins its server thread without a timeout: bound it, so Ctrl-C always ends serve
+            # (a daemon thread left behind ends with the process).
+            stopper = threading.Thread(target=self.moto.stop, name="moto-stop", daemon=True)
+            stopper.start()
+            stopper.join(timeout=10)
             server = getattr(self.moto, "_server", None)  # moto's stop() leaves the socket open
             if server is not None:
                 server.server_close()

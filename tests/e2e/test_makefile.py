@@ -130,6 +130,7 @@ def test_ctrl_c_ends_make_serve_with_exit_0_and_no_error_from_make(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env={**os.environ, "PYTHONFAULTHANDLER": "1"},
     )
     try:
         assert process.stdout is not None
@@ -137,7 +138,13 @@ def test_ctrl_c_ends_make_serve_with_exit_0_and_no_error_from_make(tmp_path):
         assert "local stack is running" in first, first
         # When Ctrl-C is pressed (the terminal sends SIGINT to the whole foreground group: make and serve)
         os.killpg(process.pid, signal.SIGINT)
-        _, err = process.communicate(timeout=60)
+        try:
+            _, err = process.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            # Still running: have Python print where every thread is (PYTHONFAULTHANDLER), then fail with it
+            os.killpg(process.pid, signal.SIGABRT)
+            _, err = process.communicate(timeout=10)
+            raise AssertionError(f"serve did not stop within 60 s after Ctrl-C:\n{err[-6000:]}") from None
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(process.pid, signal.SIGKILL)  # make and serve, whatever happened above

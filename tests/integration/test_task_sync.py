@@ -111,11 +111,13 @@ def test_a_jira_issue_moved_through_its_workflow_moves_its_linked_task_through_t
             ("d2", "In Review", "indeterminate", "2026-11-21T11:00:00.000+0000", "In Progress"),
             ("d3", "Done", "done", "2026-11-21T12:00:00.000+0000", "In Review"),
         ]
-        seen = []
+        seen, calls = [], []
         for delivery, status, category, at, previous in steps:
+            kantata_sandbox.clear_requests()
             assert handler.lambda_handler(
                 sqs_event([jira_update(delivery, status, category, at, previous)]), FakeLambdaContext()
             ) == {"batchItemFailures": []}
+            calls.append([(r.method, r.path.split("/")[3]) for r in kantata_sandbox.requests])
             now = story(client, task.id)
             ref = next(r for r in now.external_references if r.service_name == "jira")
             seen.append((now.status, now.state, ref.external_status, ref.status))
@@ -124,6 +126,10 @@ def test_a_jira_issue_moved_through_its_workflow_moves_its_linked_task_through_t
             ("In Review", "started", "In Review", "successful"),
             ("Done", "completed", "Done", "successful"),
         ]
+        # The first change finds the task by its reference; then the task is known: one report, one task write
+        assert calls[0][0] == ("POST", "status_reports")
+        assert ("GET", "stories") in calls[0]
+        assert calls[1:] == [[("POST", "status_reports"), ("PUT", "stories")]] * 2
         outcome = harness.outcomes().get("jira:-:d3")
         assert outcome.task_id == task.id
         assert outcome.task == (

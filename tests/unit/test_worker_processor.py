@@ -36,17 +36,17 @@ class FakeGuard:
         self.items: dict[str, tuple[int, str]] = {}
         self.fail: Exception | None = None
         self.ambiguous: dict[str, set[str]] = {}
-        self.client = self  # the worker clears a resolved ambiguity with client.update_item(**update)
 
-    def ambiguous_update(self, object_key, dedupe_key, *, add):
-        return {"object_key": object_key, "dedupe_key": dedupe_key, "add": add}
+    def change_update(self, object_key, change):
+        return {"object_key": object_key, "change": change}
 
     def apply(self, update):
         members = self.ambiguous.setdefault(update["object_key"], set())
-        (members.add if update["add"] else members.discard)(update["dedupe_key"])
-
-    def update_item(self, **update):
-        self.apply(update)
+        change = update["change"]
+        if change.add_ambiguous:
+            members.add(change.add_ambiguous)
+        if change.remove_ambiguous:
+            members.discard(change.remove_ambiguous)
 
     def claim(self, object_key, version, dedupe_key):
         if self.fail:

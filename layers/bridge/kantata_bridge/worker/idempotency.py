@@ -81,8 +81,9 @@ class ClaimRequest:
     claim: Claim | None = None
     waited_s: float = 0.0
     attempts: int = field(default=0)
-    # Items the completion writes with the outcome, in one transaction (e.g. the object's task link).
-    completion_extra: list[dict[str, Any]] = field(default_factory=list)
+    # The items the completion writes with the outcome, in one transaction: asked for when the delivery
+    # completes (releasing the lease, the object's task link, …).
+    completion_items: Callable[[], list[dict[str, Any]]] = field(default=lambda: [])
 
 
 # Set by the worker around the idempotent call of one delivery (records are handled one at a time).
@@ -176,7 +177,7 @@ class DeliveryRecordStore(BasePersistenceLayer):
             return
         request = CURRENT_CLAIM.get()
         extra = (
-            request.completion_extra
+            request.completion_items()
             if request is not None and request.dedupe_key == outcome.dedupe_key
             else []
         )

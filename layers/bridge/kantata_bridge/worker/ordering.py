@@ -215,14 +215,66 @@ class OrderingGuard:
         return item.version, item.delivery or ""
 
     def ambiguous_update(self, object_key: str, dedupe_key: str, *, add: bool) -> dict[str, Any]:
-        """The ``Update`` (for a transaction) that adds or removes ``dedupe_key`` in the object's
-        ``ambiguous`` set."""
-        return {
-            "TableName": self.table_name,
+        """The ``Update`` that adds or removes ``dedupe_key`` in the object's ``ambiguous`` set."""
+        change = VersionChange(
+            add_ambiguous=dedupe_key if add else None, remove_ambiguous=None if add else dedupe_key
+        )
+        update = change.update(self.table_name, object_key)
+        assert update is not None
+        return update
+
+    def change_update(self, object_key: str, change: VersionChange) -> dict[str, Any] | None:
+        """The ``Update`` (for a transaction) that applies ``change`` to the object's VERSION item, or None."""
+        return change.update(self.table_name, object_key)
+
+
+@dataclass(slots=True)
+class VersionChange:
+    """What a delivery changes on its object's VERSION item when it finishes, written in the same transaction
+    as its outcome: release the lease it holds, remember or forget an ambiguous create, cache or forget the
+    object's task link (``task_sets`` attribute values, ``task_removes`` names)."""
+
+    release_lease: bool = False
+    add_ambiguous: str | None = None
+    remove_ambiguous: str | None = None
+    task_sets: dict[str, Any] | None = None
+    task_removes: tuple[str, ...] = ()
+
+    def update(self, table_name: str, object_key: str) -> dict[str, Any] | None:
+        sets = dict(self.task_sets or {})
+        removes = list(self.task_removes) + (["lease_until"] if self.release_lease else [])
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        clauses = []
+        if sets:
+            parts = []
+            for i, (name, value) in enumerate(sets.items()):
+                names[f"#s{i}"] = name
+                values[f":s{i}"] = value
+                parts.append(f"#s{i} = :s{i}")
+            clauses.append("SET " + ", ".join(parts))
+        if removes:
+            for i, name in enumerate(removes):
+                names[f"#r{i}"] = name
+            clauses.append("REMOVE " + ", ".join(f"#r{i}" for i in range(len(removes))))
+        if self.add_ambiguous:
+            values[":add"] = {"SS": [self.add_ambiguous]}
+            clauses.append("ADD ambiguous :add")
+        if self.remove_ambiguous:
+            values[":del"] = {"SS": [self.remove_ambiguous]}
+            clauses.append("DELETE ambiguous :del")
+        if not clauses:
+            return None
+        update: dict[str, Any] = {
+            "TableName": table_name,
             "Key": version_key(object_key),
-            "UpdateExpression": ("ADD" if add else "DELETE") + " ambiguous :k",
-            "ExpressionAttributeValues": {":k": {"SS": [dedupe_key]}},
+            "UpdateExpression": " ".join(clauses),
         }
+        if names:
+            update["ExpressionAttributeNames"] = names
+        if values:
+            update["ExpressionAttributeValues"] = values
+        return update
 
 
 def refused(old: VersionItem, dedupe_key: str) -> Claim:

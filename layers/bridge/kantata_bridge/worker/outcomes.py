@@ -178,13 +178,19 @@ class OutcomeStore:
         item[IDEM_EXPIRY] = {"N": str(idem_expiry)}
         names = {f"#a{i}": name for i, name in enumerate(item)}
         values = {f":a{i}": value for i, value in enumerate(item.values())}
-        self.client.update_item(
-            TableName=self.table_name,
-            Key={"pk": {"S": DELIVERY_PREFIX + outcome.dedupe_key}, "sk": {"S": OUTCOME_SK}},
-            UpdateExpression="SET " + ", ".join(f"#a{i} = :a{i}" for i in range(len(item))) + " REMOVE #ipe",
-            ExpressionAttributeNames={**names, "#ipe": IDEM_IN_PROGRESS_EXPIRY},
-            ExpressionAttributeValues=values,
-        )
+        update = {
+            "TableName": self.table_name,
+            "Key": {"pk": {"S": DELIVERY_PREFIX + outcome.dedupe_key}, "sk": {"S": OUTCOME_SK}},
+            "UpdateExpression": "SET "
+            + ", ".join(f"#a{i} = :a{i}" for i in range(len(item)))
+            + " REMOVE #ipe",
+            "ExpressionAttributeNames": {**names, "#ipe": IDEM_IN_PROGRESS_EXPIRY},
+            "ExpressionAttributeValues": values,
+        }
+        if extra:
+            self.client.transact_write_items(TransactItems=[{"Update": update}, *extra])
+        else:
+            self.client.update_item(**update)
 
     def outcome_from_item(self, item: Mapping[str, Any]) -> Outcome:
         """The Outcome held by a DELIVERY# item in DynamoDB attribute-value form."""

@@ -54,9 +54,9 @@ from kantata_bridge.observability import logger, metrics
 from kantata_bridge.tracker_event import IgnoredEventError, TrackerEvent, UnmappablePayloadError
 from kantata_bridge.worker.claim_check import ClaimCheckError
 from kantata_bridge.worker.idempotency import CURRENT_CLAIM, ClaimRequest, ObjectBusyError
-from kantata_bridge.worker.ordering import Claim, OrderingGuard, version_key, version_number, version_text
+from kantata_bridge.worker.ordering import Claim, OrderingGuard, VersionChange, version_number, version_text
 from kantata_bridge.worker.outcomes import Outcome, OutcomeKind, OutcomeStore, now_iso
-from kantata_bridge.worker.tasks import TaskLink, TaskResult, TaskSync, outcome_fields, version_link_update
+from kantata_bridge.worker.tasks import TaskLink, TaskResult, TaskSync, link_change, outcome_fields
 
 # Do not start a POST with less time left than this: connect + read timeout (3.05 + 10 s) plus room to
 # record the outcome (one DynamoDB write, bounded retries). Starting it anyway risks a Lambda timeout
@@ -299,7 +299,7 @@ class Worker:
                 # has claimed the object since. Kantata may hold this delivery's report: say so if it does.
                 found = self._find_earlier_report(self._client(), report, event, p.dedupe_key)
                 if found is not None:
-                    run.resolved_ambiguity = event.object_key
+                    run.change.remove_ambiguous = p.dedupe_key
                     return self._outcome(
                         p,
                         OutcomeKind.POSTED,
@@ -323,7 +323,7 @@ class Worker:
             found = self._find_earlier_report(client, report, event, p.dedupe_key)
             if found is not None:
                 if claim.ambiguous:
-                    run.resolved_ambiguity = event.object_key
+                    run.change.remove_ambiguous = p.dedupe_key
                 report_id, reason = found, "posted by an earlier attempt (found by its delivery marker)"
         if report_id is None:
             run.ensure_time_for_post(self.post_margin_ms)
@@ -331,7 +331,7 @@ class Worker:
                 report_id = client.create_status_report(report).id
             except KantataError as exc:
                 if is_ambiguous(exc):
-                    run.ambiguous_object = event.object_key
+                    run.change.add_ambiguous = p.dedupe_key
                 self._fail(exc)
         task = self._sync_task(client, event, route, config.rules.message_limit, run)
         return self._outcome(
@@ -368,13 +368,7 @@ class Worker:
         except KantataError as exc:
             self._fail(exc, what="task")
         if not result.keep_link:
-            run.completion_extra.append(
-                {
-                    "Update": version_link_update(
-                        self.guard.table_name, version_key(event.object_key), result.link
-                    )
-                }
-            )
+            run.change.task_sets, run.change.task_removes = link_change(result.link)
         metrics.add_metric(name=f"Tasks{result.action.title().replace(' ', '')}", unit="Count", value=1)
         return result
 
@@ -491,9 +485,9 @@ class BatchRun:
         self.context = context
         self.started = 0  # records that began writing in this invocation
         self._request: ClaimRequest | None = None
-        self.ambiguous_object: str | None = None  # the current record's create may have landed
-        self.resolved_ambiguity: str | None = None  # the current record's lost create was found
-        self.completion_extra: list[dict[str, Any]] = []  # written with the current record's outcome
+        # What the current record changes on its object's VERSION item, written with its outcome.
+        self.change = VersionChange()
+        self.object_key: str | None = None
 
     def remaining_ms(self) -> int | None:
         remaining = getattr(self.context, "get_remaining_time_in_millis", None)
@@ -521,8 +515,8 @@ class BatchRun:
         worker = self.worker
         if p.envelope is None:
             return self._finish(worker._outcome(p, OutcomeKind.PARKED, p.park_reason or "bad envelope"))
-        self.ambiguous_object = self.resolved_ambiguity = None
-        self.completion_extra = []
+        self.change = VersionChange()
+        self.object_key = p.event.object_key if p.event is not None else None
         if p.writes:
             remaining = self.remaining_ms()
             if remaining is not None and remaining < worker.record_budget_ms and self.started:
@@ -531,7 +525,7 @@ class BatchRun:
         try:
             if worker.idempotent is None:
                 outcome = worker.deliver(p, self)
-                worker.outcomes.put(outcome, self.completion_extra)
+                worker.outcomes.put(outcome, self._version_items())
             else:
                 result = self._deliver_once(p)
                 if result.get("duplicate"):
@@ -553,8 +547,6 @@ class BatchRun:
             reason = f"unexpected: {type(exc).__name__}: {str(exc)[:300]}"
             self._finish(worker._outcome(p, OutcomeKind.FAILED, reason))
             raise
-        if self.resolved_ambiguity:
-            self._forget_ambiguity(p, self.resolved_ambiguity)
         self._log(outcome)
         return outcome.to_dict()
 
@@ -575,7 +567,7 @@ class BatchRun:
                 # The lease lasts as long as this invocation can: it cannot expire while this one may write.
                 lease_ms=remaining + 1_000,
                 wait_budget_s=max(0.0, min(worker.busy_wait_ms, remaining - worker.record_budget_ms) / 1000),
-                completion_extra=self.completion_extra,
+                completion_items=self._version_items,
             )
         self._request = request
         token = CURRENT_CLAIM.set(request)
@@ -591,6 +583,20 @@ class BatchRun:
         finally:
             CURRENT_CLAIM.reset(token)
             self._request = None
+            # A granted claim holds the object's lease: whatever comes of the delivery, its outcome write
+            # releases it (the completion, or the failed / parked outcome written after).
+            if request is not None and request.claim is not None and request.claim.granted:
+                self.change.release_lease = True
+
+    def _version_items(self) -> list[dict[str, Any]]:
+        """The transaction items the current record's outcome write carries for its object (maybe none)."""
+        if self.object_key is None:
+            return []
+        request = self._request
+        if request is not None and request.claim is not None and request.claim.granted:
+            self.change.release_lease = True  # the completion runs inside the claim: it ends the lease
+        update = self.worker.guard.change_update(self.object_key, self.change)
+        return [{"Update": update}] if update is not None else []
 
     def _defer(self, p: Prepared, why: str, *, delay_seconds: int) -> dict[str, Any]:
         """Send the record's message to the queue again as a new message and let this one go (it is deleted):
@@ -607,29 +613,13 @@ class BatchRun:
         metrics.add_metric(name="DeliveriesDeferred", unit="Count", value=1)
         return {"dedupe_key": p.dedupe_key, "kind": "deferred", "reason": why}
 
-    def _forget_ambiguity(self, p: Prepared, object_key: str) -> None:
-        guard = self.worker.guard
-        try:
-            guard.client.update_item(**guard.ambiguous_update(object_key, p.dedupe_key, add=False))
-        except Exception as exc:  # noqa: BLE001 - only a hint for later attempts; the outcome is recorded
-            logger.warning("could not clear an ambiguous create", extra={"error": type(exc).__name__})
-
     def _finish(self, outcome: Outcome) -> dict[str, Any]:
         # Parked and failed outcomes are written here, over the in-progress record (see idempotency.py). A
         # failure to write them is logged; for a failed record SQS still holds the message.
-        extra = []
-        if outcome.kind is OutcomeKind.FAILED and self.ambiguous_object:
-            # The create may have landed: tell later attempts of this delivery to look before calling
-            # themselves stale (processor module docstring).
-            extra.append(
-                {
-                    "Update": self.worker.guard.ambiguous_update(
-                        self.ambiguous_object, outcome.dedupe_key, add=True
-                    )
-                }
-            )
+        # With it go the VERSION item's changes: the lease released, and for an ambiguous create the note that
+        # tells later attempts of this delivery to look for its report before calling themselves stale.
         try:
-            self.worker.outcomes.put(outcome, extra)
+            self.worker.outcomes.put(outcome, self._version_items())
         except Exception as exc:  # noqa: BLE001 - the outcome write must not hide the delivery's own result
             logger.error(
                 "could not record outcome", extra={**outcome.log_fields(), "error": type(exc).__name__}

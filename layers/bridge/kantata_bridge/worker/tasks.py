@@ -538,20 +538,8 @@ def outcome_fields(result: TaskResult | None) -> dict[str, Any]:
     return {"task_id": result.task_id, "task": f"{result.action}: {result.text}"}
 
 
-def version_link_update(table: str, key: Mapping[str, Any], link: TaskLink | None) -> dict[str, Any]:
-    """The ``Update`` of the object's VERSION item that caches (or forgets) its task link."""
+def link_change(link: TaskLink | None) -> tuple[dict[str, Any] | None, tuple[str, ...]]:
+    """The VERSION item attributes that cache ``link`` (sets, removes); None forgets the cached task."""
     if link is None:
-        return {
-            "TableName": table,
-            "Key": dict(key),
-            "UpdateExpression": "REMOVE task_id, task_workspace_id, task_written",
-        }
-    attributes = link.to_attributes()
-    names = {f"#t{i}": name for i, name in enumerate(attributes)}
-    return {
-        "TableName": table,
-        "Key": dict(key),
-        "UpdateExpression": "SET " + ", ".join(f"#t{i} = :t{i}" for i in range(len(attributes))),
-        "ExpressionAttributeNames": names,
-        "ExpressionAttributeValues": {f":t{i}": value for i, value in enumerate(attributes.values())},
-    }
+        return None, ("task_id", "task_workspace_id", "task_written")
+    return link.to_attributes(), ()
