@@ -47,6 +47,7 @@ from kantata_bridge_cli.kantata_options import (
 if TYPE_CHECKING:
     from kantata_bridge.kantata.client import KantataClient
 
+TOOL = "kantata-bridge"
 DEFAULT_CONFIG = "config/catalog.yaml"
 EXAMPLE_CONFIG = "config/catalog.example.yaml"
 
@@ -184,17 +185,17 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.flush()  # inside the try: a closed pipe surfaces here, not at interpreter exit
             return code
     except CatalogCliError as exc:
-        _say(f"error: {exc}")
+        _say(f"{TOOL}: error: {exc}")
         if exc.hint:
             _say(exc.hint)
         # With --detailed-exitcode, 2 means "changes": bad input is an error like any other.
         return 1 if getattr(args, "detailed_exitcode", False) and exc.code == 2 else exc.code
     except KeyboardInterrupt:
-        _say(f"\nerror: interrupted; {args.catalog_interrupted}")
+        _say(f"\n{TOOL}: error: interrupted; {args.catalog_interrupted}")
         return 1
     except BrokenPipeError:
         _discard_stdout()
-        _say("error: the output was closed before all of it was written (broken pipe)")
+        _say(f"{TOOL}: error: the output was closed before all of it was written (broken pipe)")
         return 1
 
 
@@ -520,7 +521,7 @@ def _read_pins(state: Path | None) -> CatalogPins:
     try:
         return CatalogPins.from_json(state.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, PinsError) as exc:
-        _say(f"warning: ignoring {state}: {exc}")
+        _say(f"{TOOL}: warning: ignoring {state}: {exc}")
         return CatalogPins()
 
 
@@ -529,7 +530,7 @@ def _write_pins(state: Path, pins: CatalogPins) -> None:
     try:
         state.write_text(pins.to_json() + "\n", encoding="utf-8")
     except OSError as exc:
-        _say(f"warning: pins not saved to {state}: {exc.strerror or exc}")
+        _say(f"{TOOL}: warning: pins not saved to {state}: {exc.strerror or exc}")
 
 
 # Every subcommand: its parser function (which sets the function it runs). Listed last: they are all defined.

@@ -181,7 +181,7 @@ def test_unreachable_kantata_names_the_url_and_each_retry_in_one_line(
         f"warning: Kantata GET /task_status_sets failed (connection error); retry {n}" for n in (1, 2, 3, 4)
     ]
     assert lines[5] == (
-        f"error: cannot read Kantata at {url}: GET /task_status_sets failed: connection error (ConnectionError)"
+        f"kantata-bridge: error: cannot read Kantata at {url}: GET /task_status_sets failed: connection error (ConnectionError)"
     )
     assert lines[6].startswith("Check --base-url. For the local sandbox: kantata-sandbox --port 8900")
     assert len(lines) == 7
@@ -259,7 +259,7 @@ def test_ctrl_c_at_the_question_ends_in_one_line(
     assert main(["catalog", "apply", *common]) == 1
     err = capsys.readouterr().err
     assert err.rstrip().splitlines()[-1] == (
-        "error: interrupted; if the apply had started writing, run it again: it re-plans from Kantata"
+        "kantata-bridge: error: interrupted; if the apply had started writing, run it again: it re-plans from Kantata"
     )
     assert "Traceback" not in err
     assert [r.method for r in kantata_sandbox.requests] == ["GET"]
@@ -334,7 +334,7 @@ def test_a_reader_that_closes_the_pipe_early_gets_no_traceback(
     assert done.returncode == 1
     assert (
         done.stderr.splitlines()[-1]
-        == "error: the output was closed before all of it was written (broken pipe)"
+        == "kantata-bridge: error: the output was closed before all of it was written (broken pipe)"
     )
     assert "Traceback" not in done.stderr
     assert "Exception ignored" not in done.stderr

@@ -140,7 +140,7 @@ def _assert_clean_failure(captured: Any, expected: str, *, json_out: bool) -> No
     assert "Traceback" not in captured.err
     assert TOKEN not in captured.err + captured.out
     assert "pw-in-url" not in captured.err
-    assert captured.err.strip().startswith(("error:", "Kantata:")), captured.err
+    assert captured.err.strip().startswith(("kantata-bridge: error:", "Kantata:")), captured.err
     assert len([line for line in captured.err.splitlines() if line.strip()]) <= 3  # error, hint (+ target)
     if json_out and captured.out:
         json.loads(captured.out)
