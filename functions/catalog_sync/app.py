@@ -9,24 +9,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from kantata_bridge.catalog.job import run_job
-from kantata_bridge.observability import logger, metrics
+from kantata_bridge.observability import logger, metrics, run_scheduled_job
 
 
 @metrics.log_metrics
 @logger.inject_lambda_context(clear_state=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        summary = run_job(event)
-    except Exception:  # noqa: BLE001 - a bug must not reach the caller as a stack trace; the log keeps it
-        logger.exception("catalog sync failed unexpectedly")
-        summary = {"ok": False, "error": "internal", "message": "unexpected error; see the function's log"}
-    metrics.add_metric(name="CatalogChanges", unit=MetricUnit.Count, value=int(summary.get("changes", 0)))
-    metrics.add_metric(name="CatalogRunFailed", unit=MetricUnit.Count, value=0 if summary.get("ok") else 1)
-    if summary.get("ok"):
-        logger.info("catalog sync finished", extra={"summary": summary})
-    else:
-        logger.error("catalog sync did not finish", extra={"summary": summary})
-    return summary
+    return run_scheduled_job(
+        "catalog sync",
+        lambda: run_job(event),
+        count_metric="CatalogChanges",
+        count=lambda summary: int(summary.get("changes", 0)),
+        failed_metric="CatalogRunFailed",
+    )
