@@ -8,8 +8,6 @@ in order, and never moved back by a stale event.
 from __future__ import annotations
 
 import datetime as dt
-import threading
-import time
 
 import pytest
 from kantata_bridge.kantata.client import KantataClient
@@ -20,6 +18,7 @@ from tests.support.worker_env import (
     FakeLambdaContext,
     SqsSimulator,
     WorkerHarness,
+    deliver_concurrently,
     envelope_for,
     fake_aws_env,
     load_handler,
@@ -202,27 +201,7 @@ def test_create_mode_makes_one_task_per_object_with_the_creating_delivery_sent_f
         env = jira_update("d1", "In Progress", "indeterminate", "2026-11-21T10:00:00.000+0000")
         # And the first create's answer is lost (Kantata makes the task, the connection drops)
         kantata_sandbox.faults.script(["drop_after"], method="POST", path_prefix="/stories")
-        handlers = [load_handler() for _ in range(5)]
-        barrier = threading.Barrier(len(handlers))
-        errors: list[BaseException] = []
-
-        def deliver(h):
-            try:
-                barrier.wait()
-                deadline = time.monotonic() + 45
-                while time.monotonic() < deadline:
-                    if h.lambda_handler(sqs_event([env]), FakeLambdaContext()) == {"batchItemFailures": []}:
-                        return
-                    time.sleep(0.05)
-                raise AssertionError("delivery never completed")
-            except BaseException as exc:  # noqa: BLE001 - collected and re-raised in the test thread
-                errors.append(exc)
-
-        threads = [threading.Thread(target=deliver, args=(h,)) for h in handlers]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(timeout=60)
+        errors = deliver_concurrently(env, copies=5)
         assert errors == []
         linked = list(
             client.list_stories(

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import threading
 import time
 
 import boto3
@@ -21,6 +20,7 @@ from tests.support.worker_env import (
     FakeLambdaContext,
     SqsSimulator,
     WorkerHarness,
+    deliver_concurrently,
     envelope_for,
     fake_aws_env,
     load_handler,
@@ -402,29 +402,7 @@ def test_same_delivery_five_times_in_one_batch_makes_one_report(harness, handler
 def test_same_delivery_concurrently_from_threads_makes_one_report(harness):
     # Given five "execution environments" (each its own copy of the app module) and one delivery
     env = envelope_for("jira_issue_created")
-    handlers = [load_handler() for _ in range(5)]
-    barrier = threading.Barrier(len(handlers))
-    errors: list[BaseException] = []
-
-    def deliver(h):
-        try:
-            barrier.wait()
-            # SQS redelivers a record that failed as "in progress elsewhere". Bounded by a deadline, not a
-            # count of tries, so a slow winner on a loaded machine cannot make a loser give up too early.
-            deadline = time.monotonic() + 45
-            while time.monotonic() < deadline:
-                if h.lambda_handler(sqs_event([env]), FakeLambdaContext()) == {"batchItemFailures": []}:
-                    return
-                time.sleep(0.02)
-            raise AssertionError("delivery never completed")
-        except BaseException as exc:  # noqa: BLE001 - collected and re-raised in the test thread
-            errors.append(exc)
-
-    threads = [threading.Thread(target=deliver, args=(h,)) for h in handlers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
+    errors = deliver_concurrently(env, copies=5)
     # Then exactly one report was posted
     assert errors == []
     assert len(stored_reports(harness)) == 1

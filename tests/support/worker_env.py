@@ -298,6 +298,41 @@ class SqsSimulator:
             raise RuntimeError(f"queue not drained after {self.max_rounds} rounds")
 
 
+def deliver_concurrently(
+    envelope: Any, copies: int = 5, *, deadline_seconds: float = 45
+) -> list[BaseException]:
+    """Hand the same delivery to ``copies`` "execution environments" at once (each its own copy of the app
+    module, in its own thread). Each one repeats, as SQS would, until its record succeeds: a record that failed
+    as "in progress elsewhere" comes back. Bounded by a deadline, not a count of tries, so a slow winner on a
+    loaded machine cannot make a loser give up too early. Returns the errors (empty when all succeeded)."""
+    import threading
+
+    handlers = [load_handler() for _ in range(copies)]
+    barrier = threading.Barrier(copies)
+    errors: list[BaseException] = []
+
+    def deliver(handler: ModuleType) -> None:
+        try:
+            barrier.wait()
+            deadline = time.monotonic() + deadline_seconds
+            while time.monotonic() < deadline:
+                if handler.lambda_handler(sqs_event([envelope]), FakeLambdaContext()) == {
+                    "batchItemFailures": []
+                }:
+                    return
+                time.sleep(0.02)
+            raise AssertionError("delivery never completed")
+        except BaseException as exc:  # noqa: BLE001 - collected and returned to the test thread
+            errors.append(exc)
+
+    threads = [threading.Thread(target=deliver, args=(h,)) for h in handlers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=deadline_seconds + 15)
+    return errors
+
+
 class WorkerHarness:
     """AWS resources (inside an active moto ``mock_aws``), environment and routing config for one worker.
 
