@@ -1,9 +1,10 @@
 """The local stack: the whole pipeline on one machine, with no AWS account and no Docker.
 
-``kantata-bridge demo`` starts it, sends the sample deliveries from events/ over HTTP (GitHub, Jira, GitLab and
-Linear, signed with the sample secrets, including a redelivered duplicate, an out-of-order pair and a forged
-signature), waits for the
-worker, prints the Kantata status reports and every delivery's outcome, and stops everything.
+``kantata-bridge demo`` starts it, gives the sandbox what task sync needs (task status sets mirroring the sample
+Jira and Linear workflows, a task linked to each sample object), sends the sample deliveries from events/ over
+HTTP (GitHub, Jira, GitLab and Linear, signed with the sample secrets, including a redelivered duplicate, an
+out-of-order pair and a forged signature), waits for the worker, prints the Kantata status reports, every
+delivery's outcome and how the linked tasks moved, and stops everything.
 ``kantata-bridge serve`` keeps it running for your own webhooks (curl, or a tunnel from GitHub/Jira).
 
 What runs, all in this process: moto's server (DynamoDB, SQS, S3, Secrets Manager) on 127.0.0.1 with the
@@ -82,6 +83,10 @@ class WorkerOutcome:
     workspace_id: str | None = None
 
     attempt: int | None = None
+    # Task sync (routes with tasks: update / create): the linked Kantata task, and what was done to it in words
+    # ("updated: moved task 7 from 'To Do' to 'Done' (same name as jira's 'Done')"; worker/tasks.py).
+    task_id: str | None = None
+    task: str | None = None
 
     @property
     def detail(self) -> str:
@@ -116,6 +121,8 @@ class _OutcomeListener(logging.Handler):
             report_id=_text_or_none(getattr(record, "report_id", None)),
             workspace_id=_text_or_none(getattr(record, "workspace_id", None)),
             attempt=_int_or_none(getattr(record, "attempt", None)),
+            task_id=_text_or_none(getattr(record, "task_id", None)),
+            task=_text_or_none(getattr(record, "task", None)),
         )
         with self._lock_outcomes:
             self.outcomes.append(outcome)
@@ -679,6 +686,152 @@ def post(url: str, delivery: Delivery, timeout: float = 10.0) -> tuple[int, dict
     return response.status_code, answer if isinstance(answer, dict) else {}
 
 
+# ---------------------------------------------------------------------- linked tasks (task sync)
+
+PAYLOADS_DIR: Final = REPO_ROOT / "events" / "payloads"
+# Sample workflow exports the demo mirrors into task status sets, as `catalog from-jira` / `from-linear` would
+# (docs/catalog.md). GitHub and GitLab workspaces keep Kantata's four default statuses.
+WORKFLOW_EXPORTS: Final = {
+    "jira": PAYLOADS_DIR / "jira-project-statuses.json",
+    "linear": PAYLOADS_DIR / "linear-workflow-states.json",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TaskSetup:
+    """What the demo set up in Kantata for task sync before the deliveries: the task status sets (name,
+    number of statuses, the tracker whose sample workflow it mirrors, workspace title) and the tasks linked to
+    sample objects (task id, external ref)."""
+
+    sets: tuple[tuple[str, int, str, str], ...] = ()
+    tasks: tuple[tuple[str, str], ...] = ()
+
+    def text(self, width: int = 120) -> str:
+        """A few lines saying what was set up, none longer than ``width`` (empty when nothing was)."""
+        import textwrap
+
+        if not self.sets and not self.tasks:
+            return ""
+        lines = ["Kantata set up for task sync:"]
+        lines += [
+            f"  task status set {name!r} ({count} statuses, the sample {tracker.capitalize()} workflow) → {title}"
+            for name, count, tracker, title in self.sets
+        ]
+        if self.tasks:
+            refs = ", ".join(ref for _, ref in self.tasks)
+            lines += textwrap.wrap(
+                f"  {len(self.tasks)} tasks linked: {refs}",
+                width,
+                subsequent_indent="    ",
+                break_on_hyphens=False,
+                drop_whitespace=True,
+            )
+        return "\n".join(lines)
+
+
+def _sample_objects(deliveries: list[Delivery], routing_config: Path) -> list[tuple[Any, Any]]:
+    """The distinct tracker objects of ``deliveries`` (as TrackerEvents, the first delivery of each) with the
+    route that takes them, for the routes with task sync on. Deliveries the bridge ignores are left out."""
+    from kantata_bridge.mapping.config import parse_config
+    from kantata_bridge.mapping.routing import route_event
+    from kantata_bridge.tracker_event import IgnoredEventError, UnmappablePayloadError
+    from kantata_bridge.trackers.base import MalformedDeliveryError
+    from kantata_bridge.trackers.registry import find_adapter, find_event_parser
+
+    config = parse_config(routing_config.read_bytes(), str(routing_config))
+    found: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+    for delivery in deliveries:
+        adapter, parse = find_adapter(delivery.tracker), find_event_parser(delivery.tracker)
+        if adapter is None or parse is None:
+            continue
+        try:
+            identity = adapter.identify(delivery.headers, delivery.body)
+            event = parse(
+                identity.event_type, delivery.body, delivery.headers.get("content-type"), delivery.headers
+            )
+        except (IgnoredEventError, UnmappablePayloadError, MalformedDeliveryError):
+            continue  # an event the bridge ignores (ping, push) or cannot map has no task
+        route = route_event(event, config)
+        if route is None or route.tasks.mode == "off":
+            continue
+        found.setdefault((event.tracker, event.model.value, event.ref), (event, route))
+    return list(found.values())
+
+
+def _workflow_set(event: Any, workspace_id: str) -> Any:
+    """The task status set mirroring the sample workflow of ``event``'s tracker, for ``workspace_id``; None when
+    the demo has no sample workflow for that tracker."""
+    import dataclasses
+
+    from kantata_bridge.catalog.jira import set_from_jira_export
+    from kantata_bridge.catalog.linear import set_from_linear_export
+
+    path = WORKFLOW_EXPORTS.get(event.tracker)
+    if path is None:
+        return None
+    export = json.loads(path.read_text(encoding="utf-8"))
+    name = f"{event.project} workflow"
+    if event.tracker == "jira":
+        desired = set_from_jira_export(export, set_name=name, project=event.project)
+    else:
+        desired = set_from_linear_export(export, set_name=name, team=event.project)
+    return dataclasses.replace(desired, workspaces=(int(workspace_id),))
+
+
+def set_up_tasks(stack: LocalStack, deliveries: list[Delivery]) -> TaskSetup:
+    """Prepare the sandbox for task sync on the routes that have it: each workspace that takes Jira or Linear
+    samples gets a task status set mirroring the sample workflow (``catalog apply``, the real code), and each
+    sample object of a ``tasks: update`` route gets a Kantata task linked to it by external reference, in its
+    workspace's default status (a ``tasks: create`` route makes its own). Raises LocalStackError when Kantata
+    refuses a step."""
+    from kantata_bridge.catalog.apply import apply_catalog
+    from kantata_bridge.catalog.config import CatalogConfig
+    from kantata_bridge.kantata.client import KantataClient
+    from kantata_bridge.kantata.errors import KantataError
+    from kantata_bridge.kantata.models import NewStory, StoryExternalReference
+
+    if stack.sandbox is None:
+        return TaskSetup()
+    objects = _sample_objects(deliveries, stack.routing_config)
+    desired: dict[str, Any] = {}  # workspace id → its set (one set per workspace: the first sample's)
+    for event, route in objects:
+        if route.workspace_id not in desired:
+            wanted = _workflow_set(event, route.workspace_id)
+            if wanted is not None and all(s.name != wanted.name for s in desired.values()):
+                desired[route.workspace_id] = wanted
+    titles = {ws_id: ws.title for ws_id, ws in stack.sandbox.state.workspaces.items()}
+    tasks: list[tuple[str, str]] = []
+    with KantataClient(SANDBOX_TOKEN, stack.sandbox.base_url) as client:
+        try:
+            if desired:
+                result = apply_catalog(client, CatalogConfig(sets=tuple(desired.values())))
+                if not result.ok:
+                    failed = [o.error for o in result.outcomes if not o.ok]
+                    raise LocalStackError(
+                        "could not set up Kantata for task sync (task status sets): "
+                        + "; ".join([*result.errors, *(f or "?" for f in failed)])
+                    )
+            for event, route in objects:
+                if route.tasks.mode != "update":
+                    continue
+                story = client.create_story(
+                    NewStory(
+                        workspace_id=route.workspace_id,
+                        title=event.title or event.ref,
+                        external_reference=StoryExternalReference(
+                            event.tracker, event.model.value, event.ref, status="successful"
+                        ),
+                    )
+                )
+                tasks.append((story.id, event.ref))
+        except KantataError as exc:
+            raise LocalStackError(f"could not set up Kantata for task sync: {exc}") from None
+    sets = tuple(
+        (s.name, len(s.statuses), s.tracker or "?", titles.get(ws_id, ws_id)) for ws_id, s in desired.items()
+    )
+    return TaskSetup(sets, tuple(tasks))
+
+
 # ---------------------------------------------------------------------- tables
 
 TABLE_WIDTH: Final = 120  # the demo's tables fit a 120-column terminal
@@ -692,6 +845,7 @@ class DeliveryRow:
     status: int
     outcome: str
     detail: str
+    worker: WorkerOutcome | None = None  # the worker's outcome, for a queued delivery that has one
 
 
 def format_table(
@@ -774,10 +928,89 @@ def delivery_rows(
                 ("pending", "no outcome yet") if found is None else (found.outcome, found.detail)
             )
         else:
+            found = None
             outcome = str(answer.get("status", "rejected"))
             detail = str(answer.get("reason") or answer.get("event_type") or answer.get("message") or "")
-        rows.append(DeliveryRow(delivery.label, delivery.note, delivery.delivery_id, status, outcome, detail))
+        rows.append(
+            DeliveryRow(delivery.label, delivery.note, delivery.delivery_id, status, outcome, detail, found)
+        )
     return rows
+
+
+# A status name as worker/tasks.py quotes it in its outcome text (Python's repr: 'To Do', "Won't Do"), or None.
+_QUOTED: Final = r"""(?:'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|None)"""
+# The forms of worker/tasks.py's TaskResult.text that name a task, after "<action>: ".
+_MOVED: Final = rf"moved task \S+ from (?P<before>{_QUOTED}) to (?P<after>{_QUOTED}) \((?P<why>.*)\)"
+_STAYS: Final = rf"task \S+ stays (?P<before>{_QUOTED}); reference updated"
+_KEPT_ON_DELETE: Final = rf"task \S+: status left as (?P<before>{_QUOTED}) \((?P<why>.*)\); reference updated"
+_UNCHANGED: Final = rf"task \S+ is already (?P<before>{_QUOTED})"
+_LEFT_ALONE: Final = rf"task \S+ left at (?P<before>{_QUOTED}): (?P<why>.*)"
+_CREATED: Final = rf"created task \S+ in workspace \S+ as (?P<after>{_QUOTED}) \((?P<why>.*)\)"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskMove:
+    """One task write (or a task left as it was) as the task table shows it; "-" for no status."""
+
+    before: str
+    after: str
+    why: str
+
+
+def task_move(task: str) -> TaskMove:
+    """Read a delivery outcome's ``task`` text (worker/tasks.py: "updated: moved task 7 from 'To Do' to 'Done'
+    (why)") into from, to and why. A text in another form is shown whole as the why, with "?" for both
+    statuses: the table never hides what the worker said."""
+    import ast
+    import re
+
+    action, _, text = task.partition(": ")
+
+    def match(pattern: str) -> dict[str, str | None] | None:
+        found = re.fullmatch(pattern, text, flags=re.DOTALL)
+        return None if found is None else found.groupdict()
+
+    def status(value: str | None) -> str:
+        name = None if value is None else ast.literal_eval(value)
+        return "-" if name is None else str(name)
+
+    if action == "updated":
+        if (m := match(_MOVED)) is not None:
+            return TaskMove(status(m["before"]), status(m["after"]), m["why"] or "")
+        if (m := match(_STAYS)) is not None:
+            return TaskMove(status(m["before"]), status(m["before"]), "already there; reference updated")
+        if (m := match(_KEPT_ON_DELETE)) is not None:
+            kept = status(m["before"])
+            return TaskMove(kept, kept, f"status left: {m['why']}; reference updated")
+    elif action == "unchanged" and (m := match(_UNCHANGED)) is not None:
+        return TaskMove(status(m["before"]), status(m["before"]), "unchanged: already there, nothing written")
+    elif action == "left alone" and (m := match(_LEFT_ALONE)) is not None:
+        return TaskMove(status(m["before"]), status(m["before"]), f"left alone: {m['why']}")
+    elif action == "created" and (m := match(_CREATED)) is not None:
+        return TaskMove("-", status(m["after"]), f"created: {m['why']}")
+    return TaskMove("?", "?", task)
+
+
+def story_refs(sandbox: Any) -> dict[str, str]:
+    """Each sandbox task's external ref (the tracker object it is linked to), by task id."""
+    return {
+        str(r.subject_id): r.service_model_ref
+        for r in sandbox.state.external_references.values()
+        if r.subject_type.lower() == "story"
+    }
+
+
+def task_rows(rows: list[DeliveryRow], refs: Mapping[str, str]) -> list[list[str]]:
+    """One row per delivery whose task sync found a task (moved, unchanged, left alone, created), in delivery
+    order: task, object (its external ref), from, to, why."""
+    out = []
+    for row in rows:
+        worker = row.worker
+        if worker is None or not worker.task_id or not worker.task:
+            continue
+        move = task_move(worker.task)
+        out.append([worker.task_id, refs.get(worker.task_id, "-"), move.before, move.after, move.why])
+    return out
 
 
 # ---------------------------------------------------------------------- commands
@@ -912,7 +1145,11 @@ def run_demo(args: argparse.Namespace) -> int:
             f"local stack up: webhooks at {stack.webhook_url('{tracker}')}, AWS (moto) at {stack.endpoint_url},"
         )
         print(f"Kantata sandbox at {stack.sandbox.base_url}; function logs in {args.log_file}\n")
-        for delivery in demo_deliveries():
+        deliveries = demo_deliveries()
+        setup = set_up_tasks(stack, deliveries).text(TABLE_WIDTH)
+        if setup:
+            print(setup + "\n")
+        for delivery in deliveries:
             status, answer = post(stack.webhook_url(delivery.tracker), delivery)
             sent.append((delivery, status, answer))
             # The delivery id is here, not in the table below, so the table fits 120 columns.
@@ -925,6 +1162,7 @@ def run_demo(args: argparse.Namespace) -> int:
         drained = stack.wait_until_drained(max(0.0, deadline - time.monotonic()))
         outcomes = stack.outcomes
         reports = report_rows(stack.sandbox)
+        refs = story_refs(stack.sandbox)
         # ---- convergence act (kantata_bridge_dev.demo_convergence): GitHub recovery, Jira reconciliation ----
         from kantata_bridge_dev.demo_convergence import run_convergence
 
@@ -948,6 +1186,12 @@ def run_demo(args: argparse.Namespace) -> int:
             width=TABLE_WIDTH,  # a long reason (stale: …) wraps; it is never cut
         )
     )
+    tasks = task_rows(rows, refs)
+    print("\nKantata tasks moved")
+    if tasks:
+        print(format_table(["task", "object", "from", "to", "why"], tasks, width=TABLE_WIDTH))
+    else:
+        print("none: no route of the routing config has tasks: update or create, or no sample has a task")
     print("\n" + convergence.text())  # the convergence act (demo_convergence)
     pending = [r for r in rows if r.outcome == "pending"]
     print(f"\n{len(reports)} reports, {len(rows)} deliveries in {time.monotonic() - started:.1f} s")

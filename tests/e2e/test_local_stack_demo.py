@@ -7,6 +7,7 @@ import threading
 
 import pytest
 from kantata_bridge_cli.main import main as cli
+from kantata_bridge_dev.local_stack import LocalStack, story_refs
 
 pytestmark = pytest.mark.e2e
 
@@ -27,6 +28,24 @@ EXPECTED = {
     ("linear_issue_in_progress", ""): ("202", "posted"),
     ("jira_issue_created", "forged signature"): ("401", "rejected"),
 }
+# One row per delivery whose task sync found the object's linked task, in delivery order: (object, from, to).
+# The GitHub workspace has Kantata's four default statuses; the Jira and Linear workspaces have sets mirroring
+# the sample workflows; the GitLab route maps "in review" with task_statuses.
+EXPECTED_TASKS = [
+    ("acme/webapp#42", "not started", "not started"),  # opened: only the reference gets the tracker's status
+    ("acme/webapp#42", "not started", "not started"),  # labelled blocked: nothing to write
+    ("acme/webapp#43", "not started", "not started"),
+    ("acme/webapp#43", "not started", "completed"),  # merged
+    (
+        "acme/webapp#42",
+        "not started",
+        "completed",
+    ),  # closed (the redelivered "opened" is a duplicate: no row)
+    ("PROJ-12", "To Do", "To Do"),
+    ("PROJ-12", "To Do", "Done"),  # the newer update; the older one, skipped as stale, moves nothing back
+    ("acme/platform/checkout#12", "not started", "started"),
+    ("ENG-123", "Triage", "In Progress"),
+]
 
 
 def parse_table(text: str) -> list[dict[str, str]]:
@@ -52,9 +71,21 @@ def sent_lines(text: str) -> list[list[str]]:
     return [line.split()[1:] for line in text.splitlines() if line.startswith("  sent ")]
 
 
-def test_demo_prints_reports_and_every_delivery_outcome_and_exits_0(tmp_path, capsys):
+def test_demo_prints_reports_and_every_delivery_outcome_and_exits_0(tmp_path, capsys, monkeypatch):
     # Given no AWS account and no running service
     before = set(threading.enumerate())
+    final_statuses: dict[str, str] = {}
+    final_refs: dict[str, str] = {}
+    stop = LocalStack.stop
+
+    def stop_after_reading_the_tasks(stack: LocalStack) -> None:
+        # Kantata's tasks as the demo leaves them, read from the sandbox just before it stops
+        if stack.sandbox is not None:
+            final_statuses.update({s.id: s.status for s in stack.sandbox.state.stories.values()})
+            final_refs.update(story_refs(stack.sandbox))
+        stop(stack)
+
+    monkeypatch.setattr(LocalStack, "stop", stop_after_reading_the_tasks)
     # When the demo runs
     code = cli(["demo", "--log-file", str(tmp_path / "demo.log")])
     out = capsys.readouterr().out
@@ -62,6 +93,7 @@ def test_demo_prints_reports_and_every_delivery_outcome_and_exits_0(tmp_path, ca
     assert code == 0
     reports_text, rest = out.split("Kantata status reports created\n", 1)[1].split("\nDeliveries\n", 1)
     deliveries_text = rest.split("\n\n", 1)[0]
+    tasks_text = out.split("\nKantata tasks moved\n", 1)[1].split("\n\n", 1)[0]
     reports = parse_table(reports_text)
     deliveries = parse_table(deliveries_text)
     assert {r["external ref"] for r in reports} == {
@@ -100,6 +132,37 @@ def test_demo_prints_reports_and_every_delivery_outcome_and_exits_0(tmp_path, ca
     assert max(len(line) for line in tables.splitlines()) <= 120
     (stale,) = [d["reason / report"] for d in deliveries if d["note"] == "older, sent late"]
     assert re.fullmatch(r"stale: version \S+ is not newer than \S+ \(delivery jira:-:[0-9a-f-]{36}\)", stale)
+    # And before the deliveries, the Jira and Linear workspaces got sets mirroring the sample workflows and each
+    # sample object a linked task
+    assert "  task status set 'PROJ workflow' (10 statuses, the sample Jira workflow) → Project PROJ\n" in out
+    assert (
+        "  task status set 'ENG workflow' (9 statuses, the sample Linear workflow) → Engineering (Linear)\n"
+        in out
+    )
+    assert (
+        "  5 tasks linked: acme/webapp#42, acme/webapp#43, PROJ-12, acme/platform/checkout#12, ENG-123\n"
+        in out
+    )
+    # And the linked tasks moved with their objects, one row per task sync in delivery order, with the reason
+    tasks = parse_table(tasks_text)
+    assert [(t["object"], t["from"], t["to"]) for t in tasks] == EXPECTED_TASKS
+    why = {(t["object"], t["to"]): t["why"] for t in tasks}
+    assert why["PROJ-12", "Done"] == "same name as jira's 'Done'"
+    assert why["ENG-123", "In Progress"] == "same name as linear's 'In Progress'"
+    assert why["acme/platform/checkout#12", "started"] == "route's task_statuses: 'in review'"
+    assert why["acme/webapp#43", "completed"] == (  # wrapped onto two lines, not cut
+        "no 'merged' in the four default statuses (no set assigned): default of category 'completed'"
+    )
+    assert [t["why"] for t in tasks[:2]] == [
+        "already there; reference updated",
+        "unchanged: already there, nothing written",
+    ]
+    # And each row names the task linked to its object, and that task is where the last row left it
+    ids = {t["object"]: t["task"] for t in tasks}
+    assert len(set(ids.values())) == 5
+    assert all(ids[t["object"]] == t["task"] for t in tasks)
+    assert final_statuses == {ids[ref]: to for ref, _, to in EXPECTED_TASKS}
+    assert final_refs == {task: ref for ref, task in ids.items()}
     # And the functions' logs went to the log file, not the terminal
     assert '"message":"delivery outcome"' in (tmp_path / "demo.log").read_text()
     assert '"level"' not in out
