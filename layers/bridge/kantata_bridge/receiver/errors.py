@@ -1,8 +1,8 @@
 """Why the receiver refused or could not take a delivery.
 
 Each error carries a short ``reason`` (safe to log and to answer with) and the ``metric`` it is counted
-under. The HTTP status for each class is decided in one place: the resolver's exception handlers in
-functions/webhook_receiver/app.py. Tracker-side errors (bad signature, malformed body) live in
+under. The HTTP status for each class is decided in one place: ``STATUS_BY_ERROR`` in
+kantata_bridge/receiver/http.py. Tracker-side errors (bad signature, malformed body) live in
 :mod:`kantata_bridge.trackers.base`. No message ever contains a secret, token or signature.
 """
 

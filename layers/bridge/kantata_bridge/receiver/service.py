@@ -1,6 +1,6 @@
 """The receiver's request flow: tracker → size → authentication → parse → ignore → enqueue.
 
-Each step refuses with a typed error (mapped to an HTTP status by the Lambda's resolver) before the next
+Each step refuses with a typed error (mapped to an HTTP status by ``receiver/http.py``) before the next
 one runs, so a delivery that fails authentication is never parsed and never queued. The tracker's raw
 body bytes travel untouched: the signature covers them and the worker re-reads them.
 """
