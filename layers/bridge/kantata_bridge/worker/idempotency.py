@@ -16,8 +16,8 @@ shaped for what a delivery needs:
   costs two DynamoDB requests: that transaction and the completion.
 - **Per-object order under concurrency.** The claim takes a lease: while another delivery of the object is
   in progress, a newer delivery waits (in-process, bounded) until the holder's record leaves
-  ``INPROGRESS``, then takes over in a transaction whose ConditionCheck proves it. The holder never writes
-  to release its lease, so the uncontended path stays at two requests.
+  ``INPROGRESS``, then takes over in a transaction whose ConditionCheck proves it. The holder releases its
+  lease in the transaction that completes its record, so the uncontended path stays at two requests.
 
 Failures: when the wrapped function raises, Powertools asks to delete the in-progress record; this layer
 leaves it, because the worker writes the failed or parked outcome over it at once (one request instead of
