@@ -169,6 +169,26 @@ def _tasks_scenarios(tmp: Path) -> list[dict[str, Any]]:
                     "tasks on, task known, nothing to change", harness, handler, batches(3, False), counter
                 )
             )
+            unlinked = range(3100, 3110)  # no task carries their reference
+            results.append(
+                _scenario(
+                    "tasks on, object not linked, 5 changes each",
+                    harness,
+                    handler,
+                    [
+                        [
+                            envelope_for(
+                                "github_issues_opened",
+                                delivery_id=str(uuid.uuid4()),
+                                edit=_state_edit(n, 10 + k, k % 2 == 1),
+                            )
+                            for n in unlinked
+                        ]
+                        for k in range(5)
+                    ],
+                    counter,
+                )
+            )
         finally:
             harness.close()
     return results

@@ -16,6 +16,7 @@ from kantata_bridge.worker.tasks import (
     StatusSet,
     TaskLink,
     TaskSync,
+    UnlinkedObjects,
     choose_status,
     reference_for,
 )
@@ -210,6 +211,59 @@ def test_update_mode_never_creates_and_create_mode_creates_one_linked_task(mode)
     else:
         assert (result.action, result.to_status) == ("created", "In Progress")
         assert ("POST story", "In Progress") in kantata.calls
+
+
+def test_an_object_found_unlinked_is_not_looked_up_again_for_five_minutes_then_is():
+    # Given an object no task is linked to, under tasks: update, and a worker's clock
+    kantata = FakeKantata()
+    now = [1000.0]
+    tasks = TaskSync(unlinked=UnlinkedObjects(clock=lambda: now[0]))
+
+    def lookups():
+        return sum(1 for c in kantata.calls if c[0] == "GET stories")
+
+    # When changes of it arrive within five minutes, only the first looks the task up
+    assert tasks.sync(kantata, event(), route(), None, lambda: None).action == "not linked"
+    now[0] += 299
+    again = tasks.sync(kantata, event("In Review"), route(), None, lambda: None)
+    assert (again.action, again.text) == (
+        "not linked",
+        "no Kantata task is linked to PROJ-12 (looked up 299 s ago)",
+    )
+    assert lookups() == 1
+    # Then a task linked in Kantata meanwhile is found by the first change after five minutes
+    kantata.stories["501"] = Story("501", "t", status="To Do", workspace_id="100", description="PROJ-12")
+    now[0] += 1
+    found = tasks.sync(kantata, event("In Review"), route(), None, lambda: None)
+    assert (found.action, found.task_id, found.to_status) == ("updated", "501", "In Review")
+    assert lookups() == 2
+
+
+def test_create_mode_never_trusts_an_earlier_not_linked_and_other_objects_are_looked_up():
+    kantata = FakeKantata()
+    unlinked = UnlinkedObjects(clock=lambda: 0.0)
+    tasks = TaskSync(unlinked=unlinked)
+    tasks.sync(kantata, event(), route(), None, lambda: None)
+    # Another object is not covered by the first one's answer
+    other = dataclasses.replace(event(), ref="PROJ-13")
+    tasks.sync(kantata, other, route(), None, lambda: None)
+    assert [c for c in kantata.calls if c[0] == "GET stories"] == [
+        ("GET stories", ["PROJ-12"]),
+        ("GET stories", ["PROJ-13"]),
+    ]
+    # A route that creates tasks looks again (a lost create must be found) and creates one
+    created = tasks.sync(kantata, event(), route("create"), None, lambda: None)
+    assert created.action == "created"
+    story_calls = [c for c in kantata.calls if "stor" in c[0]]
+    assert story_calls[-2:] == [("GET stories", ["PROJ-12"]), ("POST story", "In Progress")]
+
+
+def test_the_unlinked_cache_keeps_at_most_its_limit_dropping_the_oldest():
+    unlinked = UnlinkedObjects(clock=lambda: 0.0, limit=2)
+    a, b, c = (dataclasses.replace(event(), ref=r) for r in ("A-1", "A-2", "A-3"))
+    for ev in (a, b, c):
+        unlinked.add(ev)
+    assert [unlinked.age(ev) for ev in (a, b, c)] == [None, 0.0, 0.0]
 
 
 def test_a_deleted_tracker_object_never_creates_a_task():

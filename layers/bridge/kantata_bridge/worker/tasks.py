@@ -20,7 +20,10 @@ moves a task back), a route with ``tasks: update`` or ``create``:
 A deleted tracker object never creates a task; its linked task keeps its status (``on_delete: leave``, the
 reference says ``deleted``) or moves to the completed category's default (``on_delete: complete``). A tracker
 status with no Kantata counterpart leaves the task alone, and the outcome says which status and which set.
-The workspace's statuses (names and categories) are cached per process for ``STATUS_CACHE_SECONDS``.
+The workspace's statuses (names and categories) are cached per process for ``STATUS_CACHE_SECONDS``, and so
+is "no task is linked to this object" under ``tasks: update`` (``UnlinkedObjects``): an object nobody linked
+costs one lookup per five minutes per warm worker instead of one per delivery, and a task linked in Kantata is
+followed from the object's next change at most five minutes later (as workspace links are, routing.py).
 """
 
 from __future__ import annotations
@@ -182,6 +185,48 @@ class StatusSets:
                 self._cache.pop(workspace_id, None)
 
 
+class UnlinkedObjects:
+    """Objects found with no linked task, remembered per process for ``max_age`` seconds (at most ``limit``
+    of them, the oldest dropped first), so a stream of changes to an object nobody linked does not look it up
+    in Kantata on every delivery."""
+
+    def __init__(
+        self,
+        max_age: float = STATUS_CACHE_SECONDS,
+        clock: Callable[[], float] = time.monotonic,
+        limit: int = 10_000,
+    ):
+        self.max_age = max_age
+        self.clock = clock
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str, str], float] = {}
+
+    @staticmethod
+    def _key(event: TrackerEvent) -> tuple[str, str, str]:
+        return (event.tracker, event.model.value, event.ref)
+
+    def age(self, event: TrackerEvent) -> float | None:
+        """Seconds since the object was found unlinked, or None when that is unknown or too old."""
+        with self._lock:
+            seen = self._seen.get(self._key(event))
+        if seen is None:
+            return None
+        age = self.clock() - seen
+        return age if age < self.max_age else None
+
+    def add(self, event: TrackerEvent) -> None:
+        with self._lock:
+            self._seen.pop(self._key(event), None)
+            self._seen[self._key(event)] = self.clock()
+            while len(self._seen) > self.limit:
+                del self._seen[next(iter(self._seen))]
+
+    def forget(self, event: TrackerEvent) -> None:
+        with self._lock:
+            self._seen.pop(self._key(event), None)
+
+
 @dataclass(frozen=True, slots=True)
 class TaskLink:
     """What the object's VERSION item keeps about its task: the id, the workspace, and what the bridge last
@@ -256,8 +301,11 @@ class TaskSync:
     """Keeps an object's linked task in step for one delivery (see the module docstring). ``ensure_time`` is
     called before every Kantata write (it raises when the invocation has no time left for one)."""
 
-    def __init__(self, status_sets: StatusSets | None = None) -> None:
+    def __init__(
+        self, status_sets: StatusSets | None = None, unlinked: UnlinkedObjects | None = None
+    ) -> None:
         self.status_sets = status_sets or StatusSets()
+        self.unlinked = unlinked or UnlinkedObjects()
 
     def sync(
         self,
@@ -277,10 +325,18 @@ class TaskSync:
             except NotFoundError:
                 # The task was deleted in Kantata (or is out of the token's sight): forget it, look again.
                 self.status_sets.forget(cached.workspace_id)
+        elif settings.mode != "create" and (age := self.unlinked.age(event)) is not None:
+            return TaskResult(
+                "not linked",
+                f"no Kantata task is linked to {event.ref} (looked up {age:.0f} s ago)",
+                keep_link=True,
+            )
         story = self.find(client, event, route)
         if story is not None:
+            self.unlinked.forget(event)
             return self._update_found(client, event, settings, ref, story, ensure_time)
         if settings.mode != "create":
+            self.unlinked.add(event)
             return TaskResult(
                 "not linked", f"no Kantata task is linked to {event.ref}", keep_link=cached is None
             )
