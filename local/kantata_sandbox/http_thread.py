@@ -7,7 +7,10 @@ closed, thread joined) so a test or ``kantata-bridge demo`` leaves nothing behin
 
 from __future__ import annotations
 
+import json
+import socket
 import threading
+from collections.abc import Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -17,6 +20,28 @@ class AnyMethodHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:
         return
+
+    def _send(self, status: int, body: Any, extra_headers: Mapping[str, str] | None = None) -> None:
+        """Answer with ``body`` as JSON (no body for 204 or None), with an exact Content-Length."""
+        payload = b"" if status == 204 or body is None else json.dumps(body).encode()
+        self.send_response(status)
+        if payload:
+            self.send_header("Content-Type", "application/json; charset=utf-8")
+        self.send_header("Content-Length", str(len(payload)))
+        for name, value in (extra_headers or {}).items():
+            self.send_header(name, value)
+        self.end_headers()
+        if payload:
+            self.wfile.write(payload)
+
+    def _drop(self) -> None:
+        """Close the socket without an answer (the client sees a reset / remote disconnect)."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
 
     def _handle(self) -> None:  # pragma: no cover - every subclass defines it
         raise NotImplementedError

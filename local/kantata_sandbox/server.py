@@ -17,7 +17,6 @@ import argparse
 import json
 import re
 import signal
-import socket
 import sys
 import threading
 import time
@@ -164,27 +163,6 @@ class _RequestHandler(AnyMethodHandler):  # quiet: the sandbox's request log say
         if length > MAX_BODY_BYTES:
             raise bad_request("request body too large")
         return self.rfile.read(length) if length > 0 else b""
-
-    def _send(self, status: int, body: Any, extra_headers: Mapping[str, str] | None = None) -> None:
-        payload = b"" if status == 204 or body is None else json.dumps(body).encode()
-        self.send_response(status)
-        if payload:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in (extra_headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        if payload:
-            self.wfile.write(payload)
-
-    def _drop(self) -> None:
-        """Close the socket without an answer (the client sees a reset / remote disconnect)."""
-        self.close_connection = True
-        try:
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
 
     def _handle(self) -> None:
         sandbox = self.server.sandbox

@@ -12,7 +12,6 @@ Control routes need no credentials and are neither faulted nor recorded:
 from __future__ import annotations
 
 import json
-import socket
 import sys
 import threading
 import time
@@ -62,25 +61,8 @@ class _Handler(AnyMethodHandler):
     timeout = 30
     disable_nagle_algorithm = True  # see kantata_sandbox.server: keep-alive answers without the 40 ms stall
 
-    def _send(self, answer: Answer) -> None:
-        payload = b"" if answer.status == 204 or answer.body is None else json.dumps(answer.body).encode()
-        self.send_response(answer.status)
-        if payload:
-            self.send_header("Content-Type", "application/json; charset=utf-8")
-        self.send_header("Content-Length", str(len(payload)))
-        for name, value in answer.headers.items():
-            self.send_header(name, value)
-        self.end_headers()
-        if payload:
-            self.wfile.write(payload)
-
-    def _drop(self) -> None:
-        self.close_connection = True
-        try:
-            self.wfile.flush()
-            self.connection.shutdown(socket.SHUT_RDWR)
-        except OSError:
-            pass
+    def _answer(self, answer: Answer) -> None:
+        self._send(answer.status, answer.body, answer.headers)
 
     def _handle(self) -> None:
         fake = self.server.fake
@@ -89,12 +71,12 @@ class _Handler(AnyMethodHandler):
         path, query = split.path, dict(parse_qsl(split.query, keep_blank_values=True))
         length = int(self.headers.get("Content-Length") or 0)
         if length > MAX_BODY_BYTES:
-            self._send(Answer(413, {"message": "request body too large"}))
+            self._send(413, {"message": "request body too large"})
             self.close_connection = True
             return
         raw = self.rfile.read(length) if length > 0 else b""
         if path == CONTROL_PREFIX or path.startswith(CONTROL_PREFIX + "/"):
-            self._send(fake.control(self.command, path[len(CONTROL_PREFIX) :].rstrip("/"), raw))
+            self._answer(fake.control(self.command, path[len(CONTROL_PREFIX) :].rstrip("/"), raw))
             return
         headers = {k.lower(): v for k, v in self.headers.items()}
         logged_headers = {k: v for k, v in headers.items() if k != "authorization"}
@@ -121,7 +103,7 @@ class _Handler(AnyMethodHandler):
             status = decision.status
             answer = fake.fault_answer(status, decision.retry_after)
             record(status, answer.body, decision.source)
-            self._send(answer)
+            self._answer(answer)
             return
         try:
             answer = fake.api(ApiRequest(self.command, path, query, headers, raw))
@@ -133,7 +115,7 @@ class _Handler(AnyMethodHandler):
             self._drop()
             return
         record(answer.status, answer.body, decision.source)
-        self._send(answer)
+        self._answer(answer)
 
 
 class _Server(ThreadingHTTPServer):
