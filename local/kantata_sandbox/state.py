@@ -586,13 +586,19 @@ class SandboxState:
         return row
 
     def _report_side(self, reports: Iterable[StatusReport], inc: set[str]) -> dict[str, dict[str, Any]]:
+        return self._workspace_item_side("StatusReport", reports, inc)
+
+    def _workspace_item_side(
+        self, subject_type: str, items: Iterable[StatusReport | Story], inc: set[str]
+    ) -> dict[str, dict[str, Any]]:
+        """The side-loaded workspace and external references of status reports or stories."""
         side: dict[str, dict[str, Any]] = {}
-        for report in reports:
-            if "workspace" in inc and report.workspace_id in self.workspaces:
-                ws = self.workspaces[report.workspace_id]
+        for item in items:
+            if "workspace" in inc and item.workspace_id in self.workspaces:
+                ws = self.workspaces[item.workspace_id]
                 side.setdefault("workspaces", {})[ws.id] = self._workspace_json(ws, set())
             if "external_references" in inc:
-                refs = self._refs_of("StatusReport", report.id)
+                refs = self._refs_of(subject_type, item.id)
                 side.setdefault("external_references", {}).update(
                     {r.id: self._ref_json(r, set()) for r in refs}
                 )
@@ -1075,17 +1081,7 @@ class SandboxState:
         return row
 
     def _story_side(self, stories: Iterable[Story], inc: set[str]) -> dict[str, dict[str, Any]]:
-        side: dict[str, dict[str, Any]] = {}
-        for story in stories:
-            if "workspace" in inc and story.workspace_id in self.workspaces:
-                ws = self.workspaces[story.workspace_id]
-                side.setdefault("workspaces", {})[ws.id] = self._workspace_json(ws, set())
-            if "external_references" in inc:
-                refs = self._refs_of("Story", story.id)
-                side.setdefault("external_references", {}).update(
-                    {r.id: self._ref_json(r, set()) for r in refs}
-                )
-        return side
+        return self._workspace_item_side("Story", stories, inc)
 
     def _story_inc(self, query: Mapping[str, str]) -> set[str]:
         """The includes and the optional fields asked for, as one set (their names never collide)."""
