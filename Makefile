@@ -47,10 +47,10 @@ python-check:
 	    exit 1; fi; \
 	fi
 
-# The demo's install: the runtime dependencies and moto's server for the local stack (~30 MB, about 20 s).
+# The demo's install: the runtime dependencies and moto's server for the local stack (~30 MB, about 12 s).
 $(DEMO_STAMP): pyproject.toml | python-check
 	@test -x $(PY) || $(PYTHON312) -m venv $(VENV)
-	@echo "Installing what the demo needs into $(VENV) (first run only; about 20 s) ..."
+	@echo "Installing what the demo needs into $(VENV) (first run only; about 12 s) ..."
 	@$(PIP) install --disable-pip-version-check --no-warn-script-location -e '.[demo]'
 	@touch $(DEMO_STAMP)
 
