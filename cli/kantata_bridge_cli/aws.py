@@ -6,9 +6,11 @@ answer, a table or queue that does not exist, a refused call) turned into one li
 from __future__ import annotations
 
 import argparse
+import re
 from typing import Any, Final
 
 from kantata_bridge_cli.console import CliError
+from kantata_bridge_cli.kantata_options import url_problem
 
 # Fail fast on a wrong endpoint: botocore's defaults wait 60 s per connection attempt and retry four times.
 _CONNECT_TIMEOUT: Final = 5
@@ -28,10 +30,31 @@ _DENIED: Final = frozenset(
 _EXPIRED: Final = frozenset({"ExpiredToken", "ExpiredTokenException", "RequestExpired"})
 
 
+# botocore's own rule for a region name (a bad one fails later, deep in the signer, with a traceback)
+_REGION: Final = re.compile(r"[a-zA-Z0-9](?:[a-zA-Z0-9-]{0,61}[a-zA-Z0-9])?")
+
+
+def endpoint_url(text: str) -> str:
+    """``--endpoint-url``: an http(s) URL with a host and a valid port (botocore raises on anything else)."""
+    problem = url_problem(text, "--endpoint-url", "http://127.0.0.1:5000")
+    if problem:
+        raise argparse.ArgumentTypeError(problem.removeprefix("--endpoint-url "))
+    return text
+
+
+def region_name(text: str) -> str:
+    """``--region``: a region's name, such as us-east-1 (an empty or odd one fails deep in botocore)."""
+    if not _REGION.fullmatch(text):
+        raise argparse.ArgumentTypeError(f"must be an AWS region such as us-east-1; got {text!r}")
+    return text
+
+
 def add_arguments(group: argparse._ArgumentGroup | argparse.ArgumentParser) -> None:
     """``--endpoint-url``, ``--region``, ``--profile``."""
-    group.add_argument("--endpoint-url", help="AWS endpoint, e.g. the local stack's moto server")
-    group.add_argument("--region", help="AWS region (default: your AWS configuration)")
+    group.add_argument(
+        "--endpoint-url", type=endpoint_url, help="AWS endpoint, e.g. the local stack's moto server"
+    )
+    group.add_argument("--region", type=region_name, help="AWS region (default: your AWS configuration)")
     group.add_argument("--profile", help="AWS profile (default: your AWS configuration)")
 
 
@@ -68,6 +91,8 @@ def client(aws: Any, service: str, args: argparse.Namespace) -> Any:
         return aws.client(service, endpoint_url=args.endpoint_url, config=config)
     except BotoCoreError as exc:
         raise describe(exc, args) from None
+    except ValueError as exc:  # botocore's own check of the endpoint (a value from the environment, say)
+        raise CliError(f"AWS endpoint not usable: {exc}") from None
 
 
 def describe(

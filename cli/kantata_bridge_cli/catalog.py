@@ -49,6 +49,17 @@ if TYPE_CHECKING:
 
 TOOL = "kantata-bridge"
 DEFAULT_CONFIG = "config/catalog.yaml"
+
+EXAMPLES = """\
+examples:
+  kantata-bridge catalog from-jira statuses.json --set-name "PROJ workflow" --project PROJ > config/catalog.yaml
+  kantata-bridge catalog plan --config config/catalog.yaml        # what apply would change in Kantata
+  kantata-bridge catalog apply --config config/catalog.yaml       # asks first on a terminal
+  kantata-bridge catalog plan --detailed-exitcode --json > plan.json   # CI drift check: 2 = drift
+  kantata-bridge catalog ACTION --help                            # each action's options and examples
+
+exit codes: 0 done, 1 failed, 2 bad input (plan --detailed-exitcode: 0 no changes, 2 changes)
+"""
 EXAMPLE_CONFIG = "config/catalog.example.yaml"
 
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import os
 import sys
@@ -108,23 +109,30 @@ def port_number(text: str) -> int:
     return port
 
 
+# The largest duration a command takes (about 31 years): any more overflows the platform's time_t.
+_MAX_SECONDS: Final = 1e9
+
+
 def positive_number(text: str) -> float:
     """argparse type for a duration or timeout in seconds: a number above 0."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not value > 0:  # also refuses nan
-        raise argparse.ArgumentTypeError(f"must be more than 0; got {text}")
+    if not 0 < value <= _MAX_SECONDS:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"must be more than 0 and at most {_MAX_SECONDS:.0f}; got {text}")
     return value
+
+
+_OUTPUT_ERRNOS: Final = frozenset({errno.ENOSPC, errno.EIO, errno.EFBIG, errno.EDQUOT})
 
 
 def run_main(tool: str, body: Callable[[], int]) -> int:
     """Run a command's body and turn what can end it into the documented exit code, never a traceback.
 
     ``CliError`` → its message (and hint) and code; ``SystemExit`` (argparse, ``--help``) → its code;
-    a closed stdout → one line, exit 1; Ctrl-C → "interrupted", exit 130 (a command that treats Ctrl-C as
-    its normal end, like ``serve``, catches it itself).
+    a closed stdout, or one that cannot be written (a full disk) → one line, exit 1; Ctrl-C → "interrupted",
+    exit 130 (a command that treats Ctrl-C as its normal end, like ``serve``, catches it itself).
     """
     try:
         code = _run_body(tool, body)
@@ -133,6 +141,13 @@ def run_main(tool: str, body: Callable[[], int]) -> int:
     except BrokenPipeError:
         _silence_stdout()
         error(tool, "the output was closed before everything was written (broken pipe)")
+        return EXIT_FAILED
+    except OSError as exc:
+        if exc.errno in _OUTPUT_ERRNOS:  # stdout on a full disk, /dev/full, a failing device
+            _silence_stdout()
+            error(tool, f"the output could not be written ({exc.strerror})")
+        else:
+            error(tool, f"failed: {exc.strerror or exc}")
         return EXIT_FAILED
 
 

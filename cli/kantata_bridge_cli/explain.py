@@ -32,6 +32,7 @@ from kantata_bridge.envelope import DeliveryEnvelope, dedupe_key
 from kantata_bridge.kantata import DEFAULT_BASE_URL
 
 from kantata_bridge_cli import aws, console
+from kantata_bridge_cli.kantata_options import shown_url, url_problem
 
 TOOL: Final = "kantata-bridge"
 EXAMPLES: Final = """\
@@ -115,9 +116,17 @@ def _kantata(args: argparse.Namespace) -> Any:
             hint=f"export {name}=<token> (or leave the option out to explain without reading Kantata)",
         )
     from kantata_bridge.kantata.client import KantataClient
+    from kantata_bridge.kantata.errors import KantataValueError
 
-    print(f"{TOOL}: Kantata: {args.kantata_base_url} (reading only)", file=sys.stderr)
-    return KantataClient(token, args.kantata_base_url)
+    problem = url_problem(args.kantata_base_url, "--kantata-base-url")
+    if problem:
+        raise ExplainInputError(problem)
+    try:
+        client = KantataClient(token, args.kantata_base_url)
+    except KantataValueError as exc:  # the token's characters (never its value)
+        raise ExplainInputError(f"--kantata-token-env {name}: {exc}") from None
+    print(f"{TOOL}: Kantata: {shown_url(args.kantata_base_url)} (reading only)", file=sys.stderr)
+    return client
 
 
 def _iso_date(text: str) -> dt.date:
@@ -382,6 +391,8 @@ def _load_config(path: Path | None, reader: _StateReader) -> Any:
                 return parse_config(path.read_text(encoding="utf-8"), str(path))
             except OSError as exc:
                 raise ExplainInputError(f"cannot read {path}: {exc.strerror}") from None
+            except UnicodeDecodeError as exc:
+                raise ExplainInputError(f"{path} is not UTF-8 text (byte {exc.start})") from None
         parameter = os.environ.get("ROUTING_CONFIG_PARAMETER")
         if parameter:
             return parse_config(reader.parameter(parameter), f"ssm:{parameter}")

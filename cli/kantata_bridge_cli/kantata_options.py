@@ -33,15 +33,16 @@ def add_kantata_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def url_problem(url: str) -> str | None:
-    """Why ``url`` cannot be a Kantata base URL (the message names the flag), or None when it can."""
+def url_problem(url: str, flag: str = "--base-url", example: str = DEFAULT_BASE_URL) -> str | None:
+    """Why ``url`` cannot be a base URL for ``flag`` (the message names the flag), or None when it can."""
     parts = urlsplit(url)
     try:
         port_ok = parts.port is None or parts.port > 0
     except ValueError:  # not a number, or out of range
         port_ok = False
-    if parts.scheme not in ("http", "https") or not parts.hostname or not port_ok:
-        return f"--base-url must be an http(s) URL such as {DEFAULT_BASE_URL}; got {shown_url(url)!r}"
+    # The scheme as typed (urlsplit lower-cases it; the Kantata client and botocore want it lower-case)
+    if not url.startswith(("http://", "https://")) or not parts.hostname or not port_ok:
+        return f"{flag} must be an http(s) URL such as {example}; got {shown_url(url)!r}"
     return None
 
 

@@ -1,4 +1,5 @@
-"""`kantata-bridge`: the bridge's operator tools (explain, redrive, catalog) and the local stack (demo, serve).
+"""`kantata-bridge`: the bridge's operator tools (explain, redrive, catalog, link, recover, reconcile) and the
+local stack (demo, serve).
 
 Each subcommand lives in its own module, imported only when it runs. A module provides
 ``add_arguments(parser)`` (or ``add_arguments(parser, name)``) and ``run(args) -> int``, and may provide
@@ -16,7 +17,10 @@ from collections.abc import Sequence
 from kantata_bridge_cli import console
 
 TOOL = "kantata-bridge"
-DESCRIPTION = "The bridge's operator tools (explain, redrive, catalog, link, recover) and the local stack (demo, serve)."
+DESCRIPTION = (
+    "The bridge's operator tools (explain, redrive, catalog, link, recover, reconcile) and the local stack "
+    "(demo, serve)."
+)
 
 # subcommand → (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {

@@ -20,20 +20,56 @@ import argparse
 import datetime as dt
 import json
 import os
-import sys
-from typing import Any
+from typing import Any, Final
+
+from kantata_bridge_cli import aws, console
+
+TOOL: Final = "kantata-bridge"
+# Upper bound of the whole-number flags: far beyond any sensible window, well inside what timedelta holds.
+_MAX_WHOLE: Final = 1_000_000
 
 
-class UsageError(Exception):
+class UsageError(console.CliError):
     """Something the user typed or must set is missing or wrong (exit 2)."""
+
+
+_EXIT_CODES: Final = (
+    "exit codes: 0 the run finished, 1 it did not (the summary says why), 2 bad input, 130 interrupted"
+)
+_GITHUB_EXAMPLES: Final = f"""\
+examples:
+  export GITHUB_TOKEN=...        # a fine-grained token with the Webhooks permission (never on the command line)
+  kantata-bridge recover github --stack-name kantata-bridge --hook repos/acme/webapp/hooks/123 --dry-run
+  kantata-bridge recover github --stack-name kantata-bridge --hook orgs/acme/hooks/456 --json
+  kantata-bridge recover github --state-table <StateTableName> --region eu-west-1 \\
+      --hook repos/acme/webapp/hooks/123 --since 2026-11-20T00:00:00Z
+
+{_EXIT_CODES}
+"""
+_JIRA_EXAMPLES: Final = f"""\
+examples:
+  export JIRA_EMAIL=me@acme.example JIRA_API_TOKEN=...   # the account's e-mail and API token
+  kantata-bridge reconcile jira --stack-name kantata-bridge --site https://acme.atlassian.net --dry-run
+  kantata-bridge reconcile jira --stack-name kantata-bridge --site https://acme.atlassian.net \\
+      --project PROJ --project OPS --json
+  kantata-bridge reconcile jira --stack-name kantata-bridge --site https://acme.atlassian.net \\
+      --routing-config routing.yaml --since 2026-11-20T00:00:00Z
+
+{_EXIT_CODES}
+"""
+EXAMPLES: Final = {"recover": _GITHUB_EXAMPLES, "reconcile": _JIRA_EXAMPLES}
 
 
 def add_arguments(parser: argparse.ArgumentParser, name: str) -> None:
     sub = parser.add_subparsers(dest="tracker", metavar="TRACKER", required=True)
     if name == "recover":
-        _github_arguments(sub.add_parser("github", help="redeliver failed GitHub webhook deliveries"))
+        help_text = "redeliver failed GitHub webhook deliveries"
+        _github_arguments(
+            sub.add_parser("github", help=help_text, description=help_text, epilog=_GITHUB_EXAMPLES)
+        )
     else:
-        _jira_arguments(sub.add_parser("jira", help="queue Jira changes the bridge never processed"))
+        help_text = "queue Jira changes the bridge never processed"
+        _jira_arguments(sub.add_parser("jira", help=help_text, description=help_text, epilog=_JIRA_EXAMPLES))
 
 
 def _where(parser: argparse.ArgumentParser, *, queue: bool) -> None:
@@ -42,9 +78,7 @@ def _where(parser: argparse.ArgumentParser, *, queue: bool) -> None:
     where.add_argument("--state-table", help="the bridge's state table (env STATE_TABLE)")
     if queue:
         where.add_argument("--queue-url", help="the events queue (env QUEUE_URL)")
-    where.add_argument("--endpoint-url", help="AWS endpoint, e.g. the local stack's moto server")
-    where.add_argument("--region", help="AWS region (default: your AWS configuration)")
-    where.add_argument("--profile", help="AWS profile (default: your AWS configuration)")
+    aws.add_arguments(where)
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -134,40 +168,31 @@ def _since(text: str) -> dt.datetime:
 
 def _whole(minimum: int) -> Any:
     def parse(text: str) -> int:
-        if not text.strip().isdigit() or int(text) < minimum:
-            raise argparse.ArgumentTypeError(f"must be a whole number >= {minimum}; got {text!r}")
+        if not text.strip().isdigit() or not minimum <= int(text) <= _MAX_WHOLE:
+            raise argparse.ArgumentTypeError(
+                f"must be a whole number >= {minimum} and <= {_MAX_WHOLE}; got {text!r}"
+            )
         return int(text)
 
     return parse
 
 
 def run(args: argparse.Namespace) -> int:
+    """One run. Bad input and AWS settings that do not work raise CliError (exit 2, one line)."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
     try:
         if args.command == "recover":
             return _recover_github(args)
         return _reconcile_jira(args)
-    except UsageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (BotoCoreError, ClientError) as exc:
+        raise aws.describe(exc, args, what="the stack or the state table") from None
     except KeyboardInterrupt:
-        print("\ninterrupted: what was done stays done; the next run picks up the rest", file=sys.stderr)
-        return 130
+        console.note(TOOL, "interrupted: what was done stays done; the next run picks up the rest")
+        return console.EXIT_INTERRUPTED
 
 
 # ---------------------------------------------------------------------- AWS
-
-
-def _session(args: argparse.Namespace) -> Any:
-    import boto3
-
-    session = boto3.session.Session(profile_name=args.profile, region_name=args.region)
-    if args.endpoint_url and session.get_credentials() is None:
-        session = boto3.session.Session(
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",  # noqa: S106 - moto's dummy credentials
-            region_name=args.region or session.region_name or "us-east-1",
-        )
-    return session
 
 
 def _outputs(args: argparse.Namespace, session: Any) -> dict[str, str]:
@@ -214,7 +239,7 @@ def _recover_github(args: argparse.Namespace) -> int:
     except RecoverySettingsError as exc:
         raise UsageError(str(exc)) from None
     token = _required_env(args.token_env, "the GitHub token")
-    session = _session(args)
+    session = aws.session(args)
     outputs = _outputs(args, session)
     table = args.state_table or outputs.get("StateTableName") or os.environ.get("STATE_TABLE")
     if not table:
@@ -233,9 +258,7 @@ def _recover_github(args: argparse.Namespace) -> int:
         client = GitHubClient(token, api_url)
     except ValueError as exc:
         raise UsageError(str(exc)) from None
-    recovery = build_recovery(
-        settings, token, dynamodb=session.client("dynamodb", endpoint_url=args.endpoint_url), client=client
-    )
+    recovery = build_recovery(settings, token, dynamodb=aws.client(session, "dynamodb", args), client=client)
     try:
         report = recovery.run(dry_run=args.dry_run, since=args.since)
     finally:
@@ -247,12 +270,10 @@ def _recover_github(args: argparse.Namespace) -> int:
         _print_github(report)
     for hook in report.hooks:
         if hook.error:
-            print(f"error: {hook.hook}: {hook.error}", file=sys.stderr)
+            console.error(TOOL, f"{hook.hook}: {hook.error}")
     for row in report.candidates:
         if row.result in ("refused", "uncertain"):
-            print(
-                f"warning: {row.hook} delivery {row.delivery_id}: {row.result}: {row.detail}", file=sys.stderr
-            )
+            console.note(TOOL, f"warning: {row.hook} delivery {row.delivery_id}: {row.result}: {row.detail}")
     return 0 if report.ok else 1
 
 
@@ -303,6 +324,7 @@ def _reconcile_jira(args: argparse.Namespace) -> int:
         DEFAULT_OVERLAP_MINUTES,
         DEFAULT_SETTLE_MINUTES,
         ReconcileSettings,
+        ReconcileSettingsError,
         RoutingProjects,
         build_reconciler,
     )
@@ -317,7 +339,7 @@ def _reconcile_jira(args: argparse.Namespace) -> int:
     settle = _pick(args.settle_minutes, DEFAULT_SETTLE_MINUTES)
     if overlap <= settle:
         raise UsageError("--overlap-minutes must be larger than --settle-minutes")
-    session = _session(args)
+    session = aws.session(args)
     outputs = _outputs(args, session)
     table = args.state_table or outputs.get("StateTableName") or os.environ.get("STATE_TABLE")
     queue_url = args.queue_url or outputs.get("QueueUrl") or os.environ.get("QUEUE_URL")
@@ -355,6 +377,13 @@ def _reconcile_jira(args: argparse.Namespace) -> int:
         source = (
             RoutingProjects(settings) if not parameter else _SsmProjects(settings, session, args.endpoint_url)
         )
+        if args.routing_config:
+            # A file the user named is bad input (exit 2) when it cannot be read or is invalid; the run
+            # would only report it as a failed sweep (exit 1).
+            try:
+                source()
+            except ReconcileSettingsError as exc:
+                raise UsageError(str(exc)) from None
     try:
         client = JiraClient(settings.base_url, email, token)
     except ValueError as exc:
@@ -363,7 +392,7 @@ def _reconcile_jira(args: argparse.Namespace) -> int:
         settings,
         email,
         token,
-        dynamodb=session.client("dynamodb", endpoint_url=args.endpoint_url),
+        dynamodb=aws.client(session, "dynamodb", args),
         queue=_queue(queue_url, session, args.endpoint_url) if queue_url else None,
         client=client,
         projects=source,
@@ -377,7 +406,7 @@ def _reconcile_jira(args: argparse.Namespace) -> int:
     else:
         _print_jira(report)
     if report.error:
-        print(f"error: {report.error}", file=sys.stderr)
+        console.error(TOOL, report.error)
     return 0 if report.ok else 1
 
 

@@ -368,19 +368,29 @@ def _wants(args: argparse.Namespace, source: str) -> bool:
     return args.source in ("all", source)
 
 
+_NO_DLQ: Final = "dead-letter queue: not given (--dead-letter-queue-url / --stack-name); skipped"
+_NO_TABLE: Final = "parked deliveries: no state table (--state-table / --stack-name); skipped"
+
+
 def _dry_run(args: argparse.Namespace, targets: Targets, sqs: Any, dynamodb: Any) -> int:
-    if _wants(args, "dlq") and targets.dead_letter_queue_url:
-        total = visible_count(sqs, targets.dead_letter_queue_url)
-        print(f"dead-letter queue: {total} message(s) would move to {targets.queue_url}")
-        for message in peek_messages(sqs, targets.dead_letter_queue_url, min(args.limit or 50, 50)):
-            print("  " + _describe_message(message))
-    if _wants(args, "parked") and targets.state_table:
-        parked = list(parked_deliveries(dynamodb, targets.state_table))
-        if args.limit is not None:
-            parked = parked[: args.limit]
-        print(f"parked deliveries: {len(parked)} would be queued again")
-        for outcome in parked:
-            print(f"  {outcome.recorded_at}  {outcome.dedupe_key}  {outcome.reason}")
+    if _wants(args, "dlq"):
+        if not targets.dead_letter_queue_url:
+            print(_NO_DLQ)
+        else:
+            total = visible_count(sqs, targets.dead_letter_queue_url)
+            print(f"dead-letter queue: {total} message(s) would move to {targets.queue_url}")
+            for message in peek_messages(sqs, targets.dead_letter_queue_url, min(args.limit or 50, 50)):
+                print("  " + _describe_message(message))
+    if _wants(args, "parked"):
+        if not targets.state_table:
+            print(_NO_TABLE)
+        else:
+            parked = list(parked_deliveries(dynamodb, targets.state_table))
+            if args.limit is not None:
+                parked = parked[: args.limit]
+            print(f"parked deliveries: {len(parked)} would be queued again")
+            for outcome in parked:
+                print(f"  {outcome.recorded_at}  {outcome.dedupe_key}  {outcome.reason}")
     return 0
 
 
@@ -397,7 +407,7 @@ def _describe_message(message: dict[str, Any]) -> str:
 def _redrive(args: argparse.Namespace, targets: Targets, sqs: Any, dynamodb: Any) -> int:
     if _wants(args, "dlq"):
         if not targets.dead_letter_queue_url:
-            print("dead-letter queue: not given (--dead-letter-queue-url / --stack-name); skipped")
+            print(_NO_DLQ)
         else:
             total = visible_count(sqs, targets.dead_letter_queue_url)
             if args.limit is not None:
@@ -416,7 +426,7 @@ def _redrive(args: argparse.Namespace, targets: Targets, sqs: Any, dynamodb: Any
             print(f"dead-letter queue: {moved} message(s) moved to the events queue")
     if _wants(args, "parked"):
         if not targets.state_table:
-            print("parked deliveries: no state table (--state-table / --stack-name); skipped")
+            print(_NO_TABLE)
         else:
             progress = Progress("parked deliveries", 0)
             requeued, skipped = requeue_parked(

@@ -29,10 +29,12 @@ EXAMPLE = str(ROOT / "config" / "routing.example.yaml")
 RAW = ["--tracker", "github", "--header", "X-GitHub-Event: issues", "--body", OPENED]
 RECORDED = ["--tracker", "github", "--delivery-id", "d-1", "--state-table", "missing-table"]
 QUEUE = ["--queue-url", "http://127.0.0.1:9/123456789012/q"]
+HOOK = ["--hook", "repos/acme/webapp/hooks/1", "--state-table", "t"]
+JIRA = ["--site", "https://acme.atlassian.net", "--email-env", "BAD_SECRETS", "--token-env", "BAD_SECRETS"]
 
 # (case id, tool, argv, environment, exit code, words the error must contain)
 # argv placeholders: {closed} a local port nobody listens on, {busy} one that is taken, {bad_config} an
-# invalid routing config. Environments: "aws" fake credentials and a region; "bare" none of either;
+# invalid routing config, {latin1} a file that is not UTF-8. ODD_TOKEN holds a token that is not ASCII. Environments: "aws" fake credentials and a region; "bare" none of either;
 # "region" a region but no credentials; "moto" fake credentials inside moto's mock_aws.
 CASES = [
     ("no command", "bridge", [], "aws", 2, "the following arguments are required: COMMAND"),
@@ -265,6 +267,175 @@ CASES = [
         2,
         "invalid choice: 'trello'",
     ),
+    (
+        "redrive: endpoint not a URL",
+        "bridge",
+        ["redrive", *QUEUE, "--endpoint-url", "notaurl", "--dry-run"],
+        "aws",
+        2,
+        "argument --endpoint-url: must be an http(s) URL",
+    ),
+    (
+        "redrive: endpoint port out of range",
+        "bridge",
+        ["redrive", *QUEUE, "--endpoint-url", "http://127.0.0.1:99999", "--dry-run"],
+        "aws",
+        2,
+        "argument --endpoint-url: must be an http(s) URL",
+    ),
+    (
+        "redrive: empty region",
+        "bridge",
+        ["redrive", *QUEUE, "--region", "", "--dry-run"],
+        "aws",
+        2,
+        "argument --region: must be an AWS region",
+    ),
+    (
+        "explain: endpoint port not a number",
+        "bridge",
+        ["explain", *RECORDED, "--endpoint-url", "http://127.0.0.1:abc"],
+        "aws",
+        2,
+        "argument --endpoint-url: must be an http(s) URL",
+    ),
+    (
+        "explain: routing config not UTF-8",
+        "bridge",
+        ["explain", *RAW, "--config", "{latin1}"],
+        "aws",
+        2,
+        "is not UTF-8 text",
+    ),
+    (
+        "explain: Kantata base URL",
+        "bridge",
+        [
+            "explain",
+            *RAW,
+            "--config",
+            EXAMPLE,
+            "--kantata-token-env",
+            "BAD_SECRETS",
+            "--kantata-base-url",
+            "x",
+        ],
+        "aws",
+        2,
+        "--kantata-base-url must be an http(s) URL",
+    ),
+    (
+        "explain: Kantata base URL in capitals",
+        "bridge",
+        [
+            "explain",
+            *RAW,
+            "--config",
+            EXAMPLE,
+            "--kantata-token-env",
+            "BAD_SECRETS",
+            "--kantata-base-url",
+            "HTTP://u:p@127.0.0.1:9/api/v1",
+        ],
+        "aws",
+        2,
+        "got 'HTTP://127.0.0.1:9/api/v1'",
+    ),
+    (
+        "explain: Kantata token not ASCII",
+        "bridge",
+        ["explain", *RAW, "--config", EXAMPLE, "--kantata-token-env", "ODD_TOKEN"],
+        "aws",
+        2,
+        "--kantata-token-env ODD_TOKEN: token must be",
+    ),
+    ("recover: no hook", "bridge", ["recover", "github"], "aws", 2, "--hook"),
+    (
+        "recover: unknown profile",
+        "bridge",
+        ["recover", "github", *HOOK, "--token-env", "BAD_SECRETS", "--profile", "nope"],
+        "aws",
+        2,
+        "AWS profile 'nope' is not in your AWS configuration",
+    ),
+    (
+        "recover: huge lookback",
+        "bridge",
+        ["recover", "github", *HOOK, "--lookback-hours", "99999999999999999999"],
+        "aws",
+        2,
+        "must be a whole number >= 1 and <= 1000000",
+    ),
+    (
+        "recover: token not ASCII",
+        "bridge",
+        ["recover", "github", *HOOK, "--token-env", "ODD_TOKEN", "--api-url", "http://127.0.0.1:{closed}"],
+        "aws",
+        2,
+        "the GitHub token must be visible ASCII",
+    ),
+    ("reconcile: no site", "bridge", ["reconcile", "jira"], "aws", 2, "no Jira site"),
+    (
+        "reconcile: stack unreachable",
+        "bridge",
+        [
+            "reconcile",
+            "jira",
+            *JIRA,
+            "--project",
+            "PROJ",
+            "--stack-name",
+            "nope",
+            "--endpoint-url",
+            "http://127.0.0.1:{closed}",
+            "--region",
+            "us-east-1",
+        ],
+        "aws",
+        2,
+        "cannot reach the AWS endpoint http://127.0.0.1:",
+    ),
+    (
+        "reconcile: routing config missing",
+        "bridge",
+        [
+            "reconcile",
+            "jira",
+            *JIRA,
+            "--state-table",
+            "t",
+            "--dry-run",
+            "--routing-config",
+            "/nonexistent.yaml",
+        ],
+        "aws",
+        2,
+        "/nonexistent.yaml: cannot read",
+    ),
+    (
+        "reconcile: routing config not UTF-8",
+        "bridge",
+        ["reconcile", "jira", *JIRA, "--state-table", "t", "--dry-run", "--routing-config", "{latin1}"],
+        "aws",
+        2,
+        "not UTF-8 text",
+    ),
+    (
+        "reconcile: huge lookback",
+        "bridge",
+        ["reconcile", "jira", "--lookback-minutes", "99999999999999999999"],
+        "aws",
+        2,
+        "must be a whole number >= 1 and <= 1000000",
+    ),
+    (
+        "serve: endless duration",
+        "bridge",
+        ["serve", "--duration", "inf"],
+        "aws",
+        2,
+        "must be more than 0 and at most",
+    ),
     ("sandbox: port out of range", "sandbox", ["--port", "99999"], "aws", 2, "a port is 0"),
     ("sandbox: port not a number", "sandbox", ["--port", "x"], "aws", 2, "not a port number"),
     ("sandbox: script word", "sandbox", ["--script", "503,foo"], "aws", 2, "script entry 2 is 'foo'"),
@@ -321,6 +492,7 @@ def set_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, kind: str) 
     if kind == "moto+ssm":
         monkeypatch.setenv("ROUTING_CONFIG_PARAMETER", "/bridge/routing")
     monkeypatch.setenv("BAD_SECRETS", "not json")
+    monkeypatch.setenv("ODD_TOKEN", "tök€n")
 
 
 def assert_one_clear_error(tool: str, code: int, out: str, err: str, expected_code: int, words: str) -> None:
@@ -344,7 +516,14 @@ def test_bad_input_is_one_clear_error_with_the_documented_exit_code(
     set_environment(monkeypatch, tmp_path, kind)
     bad_config = tmp_path / "routing.yaml"
     bad_config.write_text("routes:\n  - {tracker: github, repository: acme/webapp, workspace_id: abc}\n")
-    values = {"closed": str(free_port()), "busy": str(busy_port), "bad_config": str(bad_config)}
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("routes: []  # caf\u00e9\n".encode("latin-1"))
+    values = {
+        "closed": str(free_port()),
+        "busy": str(busy_port),
+        "bad_config": str(bad_config),
+        "latin1": str(latin1),
+    }
     argv = [a.format(**values) if "{" in a else a for a in argv]
     entry: Callable[[list[str]], int] = bridge_main if tool == "bridge" else sandbox_main
     # When the command runs
@@ -439,6 +618,11 @@ def test_version_is_the_package_version(entry, prog, capsys):
         ["serve", "--help"],
         ["link", "--help"],
         ["link", "add", "--help"],
+        ["catalog", "--help"],
+        ["recover", "--help"],
+        ["recover", "github", "--help"],
+        ["reconcile", "--help"],
+        ["reconcile", "jira", "--help"],
     ],
 )
 def test_help_ends_with_examples_and_exit_codes(argv, capsys):
@@ -453,3 +637,41 @@ def test_sandbox_help_ends_with_examples(capsys):
     assert sandbox_main(["--help"]) == 0
     examples = capsys.readouterr().out.split("\nexamples:\n", 1)[1]
     assert "kantata-sandbox --script 503,503,none,drop" in examples
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full (Linux)")
+def test_an_output_that_cannot_be_written_is_one_clear_error(tmp_path):
+    # Given a command whose data goes to a device that is always full
+    command = [
+        *BRIDGE,
+        "catalog",
+        "from-linear",
+        str(ROOT / "events" / "payloads" / "linear-workflow-states.json"),
+    ]
+    with open("/dev/full", "w") as full:
+        # When it writes its output
+        done = subprocess.run(  # noqa: S603 - our own command
+            [*command, "--set-name", "ENG workflow"],
+            cwd=ROOT,
+            env=bare_aws_env(tmp_path),
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+        )
+    # Then it says so in one line and exits 1, without a traceback
+    assert_one_clear_error("bridge", done.returncode, "", done.stderr, 1, "the output could not be written")
+
+
+def test_a_redrive_dry_run_says_which_source_it_skips(capsys, monkeypatch, tmp_path):
+    # Given only the events queue (no dead-letter queue, no state table)
+    set_environment(monkeypatch, tmp_path, "aws")
+    # When a dry run lists what a redrive would do
+    code = bridge_main(["redrive", *QUEUE, "--dry-run"])
+    # Then it says both sources are skipped, as the redrive itself would
+    printed = capsys.readouterr()
+    assert code == 0, printed.err
+    assert printed.out.splitlines() == [
+        "dead-letter queue: not given (--dead-letter-queue-url / --stack-name); skipped",
+        "parked deliveries: no state table (--state-table / --stack-name); skipped",
+    ]

@@ -458,6 +458,10 @@ class RoutingProjects:
                 raise ReconcileSettingsError(
                     f"{s.routing_config_file}: cannot read ({exc.strerror})"
                 ) from None
+            except UnicodeDecodeError as exc:
+                raise ReconcileSettingsError(
+                    f"{s.routing_config_file}: not UTF-8 text (byte {exc.start})"
+                ) from None
             source = s.routing_config_file
         else:
             from aws_lambda_powertools.utilities import parameters

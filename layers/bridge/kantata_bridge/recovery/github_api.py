@@ -174,6 +174,9 @@ class GitHubClient:
         parts = urlsplit(api_url)
         if parts.scheme not in ("https", "http") or not parts.netloc:
             raise ValueError(f"the GitHub API URL must be http(s)://host[/path]; got {api_url!r}")
+        if not token or not token.isascii() or not token.isprintable() or " " in token:
+            # It goes into an HTTP header: anything else fails deep in http.client (the value is not shown).
+            raise ValueError("the GitHub token must be visible ASCII characters (no spaces)")
         self._token = token
         self.api_url = api_url.rstrip("/")
         self._origin = (parts.scheme, parts.netloc)
