@@ -1225,7 +1225,30 @@ def _kantata_target(args: argparse.Namespace) -> tuple[str | None, str | None]:
     token = os.environ.get(args.kantata_token_env, "").strip()
     if not token:
         raise LocalStackError(f"environment variable {args.kantata_token_env} is empty or not set")
+    _check_kantata_target(args.kantata_base_url, token, args.kantata_token_env)
     return args.kantata_base_url, token
+
+
+def _check_kantata_target(url: str, token: str, token_env: str) -> None:
+    """Refuse, before anything starts, a base URL or token the worker's Kantata client would refuse on every
+    delivery: the URL check ``link`` and ``catalog`` use, then the client's own checks (token included)."""
+    from kantata_bridge.kantata import DEFAULT_BASE_URL
+    from kantata_bridge.kantata.client import KantataClient
+    from kantata_bridge.kantata.errors import KantataValueError
+    from kantata_bridge_cli.kantata_options import shown_url, url_problem
+
+    if url_problem(url):
+        raise LocalStackError(
+            f"--kantata-base-url must be an http(s) URL such as {DEFAULT_BASE_URL}; got {shown_url(url)!r}",
+            hint="Leave out --kantata-base-url and --kantata-token-env to use the local sandbox.",
+        )
+    try:
+        KantataClient(token, base_url=url).close()
+    except KantataValueError as exc:  # the message never holds the token
+        raise LocalStackError(
+            f"cannot use --kantata-base-url with the token in ${token_env}: {exc}",
+            hint=f"Check --kantata-base-url and the token in ${token_env}.",
+        ) from None
 
 
 def _webhook_secrets(args: argparse.Namespace) -> dict[str, list[str]]:
@@ -1391,11 +1414,13 @@ def _now() -> str:
 def _serve_banner(
     stack: LocalStack, secrets_doc: Mapping[str, list[str]], args: argparse.Namespace, commands: StackCommands
 ) -> str:
+    from kantata_bridge_cli.kantata_options import shown_url  # never a user:password@ part
+
     github = stack.webhook_url("github")
     kantata = (
         stack.sandbox.base_url + f" (sandbox, token {SANDBOX_TOKEN})"
         if stack.sandbox
-        else args.kantata_base_url
+        else shown_url(args.kantata_base_url)
     )
     lines = [
         "kantata-bridge local stack is running (Ctrl-C to stop)",
