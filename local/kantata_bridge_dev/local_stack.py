@@ -1232,15 +1232,14 @@ def _kantata_target(args: argparse.Namespace) -> tuple[str | None, str | None]:
 def _check_kantata_target(url: str, token: str, token_env: str) -> None:
     """Refuse, before anything starts, a base URL or token the worker's Kantata client would refuse on every
     delivery: the URL check ``link`` and ``catalog`` use, then the client's own checks (token included)."""
-    from kantata_bridge.kantata import DEFAULT_BASE_URL
     from kantata_bridge.kantata.client import KantataClient
     from kantata_bridge.kantata.errors import KantataValueError
-    from kantata_bridge_cli.kantata_options import shown_url, url_problem
+    from kantata_bridge_cli.kantata_options import url_problem
 
-    if url_problem(url):
+    problem = url_problem(url, "--kantata-base-url")
+    if problem:
         raise LocalStackError(
-            f"--kantata-base-url must be an http(s) URL such as {DEFAULT_BASE_URL}; got {shown_url(url)!r}",
-            hint="Leave out --kantata-base-url and --kantata-token-env to use the local sandbox.",
+            problem, hint="Leave out --kantata-base-url and --kantata-token-env to use the local sandbox."
         )
     try:
         KantataClient(token, base_url=url).close()
